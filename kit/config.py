@@ -19,17 +19,17 @@ PROFILES: dict[str, dict] = {
     # Seconds per stage: CI and the notebook tests.
     "tiny": dict(
         n_users=40, n_sessions=6, n_internal_sessions=2, max_turns=2, max_new_tokens=24, gen_batch_size=8,
-        n_raters=3,
+        n_raters=3, max_annotated_prompts=8, eval_fraction=0.4,
     ),
     # A real demo on two CPU cores. Generation is compute-bound there (~50-130 new tokens/s for the 135M model
     # in float32, prompts included), so traffic stays at a few hundred replies.
     "cpu": dict(
         n_users=600, n_sessions=80, n_internal_sessions=24, max_turns=3, max_new_tokens=64, gen_batch_size=32,
-        n_raters=5,
+        n_raters=5, max_annotated_prompts=220, eval_fraction=0.2,
     ),
     "gpu": dict(
         n_users=5000, n_sessions=1200, n_internal_sessions=300, max_turns=6, max_new_tokens=96, gen_batch_size=128,
-        n_raters=5,
+        n_raters=5, max_annotated_prompts=4000, eval_fraction=0.15,
     ),
 }
 
@@ -94,9 +94,37 @@ class WorldConfig:
             raise ParameterError("n_internal_sessions", "an integer >= 0", self.n_internal_sessions)
 
 
+@dataclass
+class CurationConfig:
+    """Curation (privacy, diversity, constraints, held-out split) and annotation."""
+    profile: str = "cpu"
+    eval_fraction: float = 0.2          # share of conversation openings held out for evaluation
+    prune_threshold: float = 0.95       # cosine at or above which a prompt is a near-duplicate of a kept one
+    keep_fraction: float = 0.85         # share of prompts the diversity stage keeps at most
+    constraint_keep: float = 0.9        # share of the diverse prompts the stratified sample draws
+    constraint_targets: dict | None = None  # {dimension: {value: share}}; None: match the original traffic
+    max_annotated_prompts: int = 220    # training prompts sent to annotation (each costs one generation)
+    pool_temperature: float = 1.0
+    rewrite_share: float = 0.5          # share of second candidates that are prompted expert rewrites
+    steer_share: float = 0.3            # share of user prompts that also go through the steerability workflow
+    max_len_diff: int | None = 40       # pair filter: words
+    max_emoji_diff: int | None = 2      # pair filter: emoji
+    n_raters: int = 5
+    consensus_agreement: float = 0.8
+
+    def __post_init__(self):
+        if not 0 < self.eval_fraction < 1:
+            raise ParameterError("eval_fraction", "a number strictly between 0 and 1", self.eval_fraction)
+        for name in ("keep_fraction", "constraint_keep", "consensus_agreement", "rewrite_share", "steer_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ParameterError(name, "a number between 0 and 1", getattr(self, name))
+        if self.n_raters < 1:
+            raise ParameterError("n_raters", "an integer >= 1", self.n_raters)
+
+
 def as_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
 __all__ = ["PROFILES", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "resolve_profile", "stage_config",
-           "GenerationConfig", "WorldConfig", "as_dict", "field"]
+           "GenerationConfig", "WorldConfig", "CurationConfig", "as_dict", "field"]

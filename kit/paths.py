@@ -167,6 +167,16 @@ class Run:
         entry.update(fields)
         return self.update_manifest(generations=gens)
 
+    def deployed(self, generation: int) -> dict:
+        """The policy serving traffic while generation `generation` is built: the newest promoted candidate of an
+        earlier generation, or the base model. {"generation": g or None, "adapter": path or None}."""
+        gens = self.manifest().get("generations", {})
+        for g in sorted((int(k) for k in gens), reverse=True):
+            entry = gens[str(g)]
+            if g < generation and entry.get("promoted") and entry.get("candidate_adapter"):
+                return {"generation": g, "adapter": entry["candidate_adapter"]}
+        return {"generation": None, "adapter": None}
+
     def mark_stage(self, generation: int, stage: str) -> None:
         entry = self.generation_status(generation)
         stages = dict(entry.get("stages", {}))

@@ -107,3 +107,17 @@ def turns(records: list[dict]) -> list[dict]:
                             utility=(hidden.get("utility") or [None] * (t + 1))[t] if hidden else None))
             earlier.append(m["content"])
     return out
+
+
+def traffic_metrics(records: list[dict]) -> dict:
+    """What the logs themselves say (works for imported real traffic too): volume and signal rates per source."""
+    import numpy as np
+
+    items = turns(records)
+    out = {"conversations": len(records), "replies": len(items),
+           "messages_per_conversation": float(np.mean([len(r["messages"]) for r in records])) if records else 0.0}
+    for source in ("user", "internal"):
+        sig = [it["signals"] for it in items if it["source"] == source and it["signals"]]
+        if sig:
+            out[f"signal_rates_{source}"] = {k: float(np.mean([s.get(k, 0) for s in sig])) for k in sig[0]}
+    return out

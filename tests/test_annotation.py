@@ -1,0 +1,49 @@
+import pytest
+
+from kit import annotation
+from kit.errors import KitError
+
+ITEM = {"character_id": "zen_kai", "source": "user", "user_name": "Sam", "user_id": "u-001", "conversation_id": "c1",
+        "turn": 0, "prompt_id": "p1", "history": [{"role": "user", "content": "i can't sleep"}],
+        "user_message": "i can't sleep"}
+
+
+def test_pair_filter_drops_surface_differences(world):
+    items = [dict(ITEM, reply="breathe slowly and let the day go.")] * 3
+    cands = ["breathe slowly. " * 30, "breathe slowly and rest 😊😊😊😊", "let your shoulders soften, and rest."]
+    out = annotation.annotate_pairs(world, items, cands, n_raters=3, seed=0, key="t", max_len_diff=20,
+                                    max_emoji_diff=2, steerability=False)
+    assert out["report"]["dropped_length"] == 1 and out["report"]["dropped_emoji"] == 1
+    assert out["report"]["ranked"] == 1 and len(out["pairs"]) == 1
+    assert {r["candidate"] for r in out["ratings"]} == {"logged", "candidate"}
+
+
+def test_steerability_workflow_supplies_a_compliant_reply(world):
+    items = [dict(ITEM, reply="Hello! 😊 Here are tips:\n- breathe\n- relax")] * 4
+    cands = ["As an AI I can't sleep, but TRY THIS 😊"] * 4
+    out = annotation.annotate_pairs(world, items, cands, n_raters=3, seed=0, key="s", rewrite_policy=None)
+    rewrites = [p for p in out["pairs"] if p["origin"] == "steerability-rewrite"]
+    assert rewrites
+    card = world.cards["zen_kai"]
+    assert all(card.violations(p["chosen"][0]["content"], "Sam") == [] for p in rewrites)
+
+
+def test_candidates_are_redacted_before_raters_see_them(world):
+    items = [dict(ITEM, reply="call me at +1 (415) 555-2671 anytime.")]
+    out = annotation.annotate_pairs(world, items, ["my email is kai@calm.org, write me."], n_raters=3, seed=0,
+                                    key="p", steerability=False)
+    annotation.assert_no_pii(out["pairs"] + out["ratings"], "test")
+    assert "[PHONE]" in str(out["pairs"]) or "[EMAIL]" in str(out["pairs"])
+
+
+def test_assert_no_pii_raises():
+    with pytest.raises(KitError, match="personal data"):
+        annotation.assert_no_pii([{"chosen": [{"content": "ssn 123-45-6789"}]}], "x")
+
+
+def test_consensus_and_single_rater_views():
+    pairs = [dict(prompt=[], chosen=[{"content": "a"}], rejected=[{"content": "b"}], n_raters=5, agreement=a,
+                  single_rater_agrees=s) for a, s in ((1.0, True), (0.6, False), (0.8, True))]
+    assert len(annotation.consensus_split(pairs, 0.8)) == 2
+    single = annotation.single_rater_view(pairs)
+    assert single[1]["chosen"] == [{"content": "b"}]
