@@ -22,6 +22,10 @@ def main(argv=None) -> int:
     smp.add_argument("--out", default=None, help="default: the repository's data_samples/")
     smp.add_argument("--seed", type=int, default=0)
 
+    st = sub.add_parser("steerability", help="instruction following and violation rates of a conversations file")
+    st.add_argument("conversations", help="JSONL in the conversation contract (e.g. data_samples/conversations.jsonl)")
+    st.add_argument("--cards", default=None, help="folder of character cards (default: data_samples/cards)")
+
     sub.add_parser("check-env", help="print OK/FAIL for every package and embedded model the kit needs")
 
     args = parser.parse_args(argv)
@@ -35,6 +39,15 @@ def main(argv=None) -> int:
             from .samples import make_samples
 
             make_samples(args.out, seed=args.seed)
+        elif args.command == "steerability":
+            import json
+
+            from .data import load_conversations
+            from .world.characters import load_cards
+            from .world.tour import steerability
+
+            rates = steerability(load_cards(args.cards), load_conversations(args.conversations))
+            print(json.dumps(rates, indent=2))
         elif args.command == "check-env":
             from .envcheck import check_env
 

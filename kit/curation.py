@@ -258,6 +258,9 @@ def curate(records: list[dict], cards: dict, embedder, cfg, seed: int) -> dict:
     kept_con, _ = stratified_sample(diverse, train_items, n_out=n_out, seed=seed, targets=cfg.constraint_targets)
     train = [diverse[i] for i in kept_con]
     disjoint = assert_disjoint(eval_items, train, names=("curated_train",))
+    from .annotation import assert_no_pii
+
+    pii_scanned = assert_no_pii(train, "curation/train_prompts") + assert_no_pii(eval_items, "curation/eval_prompts")
     table = constraint_table(diverse, train, train_items)
     metrics = {
         "privacy": {k: v for k, v in privacy.items() if k != "examples"},
@@ -269,6 +272,7 @@ def curate(records: list[dict], cards: dict, embedder, cfg, seed: int) -> dict:
                         "max_abs_share_gap": float((table["after constraints"] - table["original"]).abs().max())
                         if len(table) else 0.0},
         "disjoint": disjoint,
+        "pii_check": {"texts_scanned": pii_scanned, "found": 0},
     }
     return {"privacy": privacy, "train": train, "eval": eval_items, "diverse": diverse, "items_all": train_items,
             "emb": emb, "kept_div": kept_div, "kept_con": kept_con, "diversity": div, "table": table,

@@ -63,3 +63,23 @@ def test_prompt_items_refuse_unknown_characters(world):
            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     with pytest.raises(KitError, match="gandalf"):
         curation.prompt_items([rec], world.cards)
+
+
+def test_curated_and_annotated_data_hold_no_personal_data(world, sample_items):
+    from kit import annotation
+    from kit.config import CurationConfig, stage_config
+    from kit.models import load_embedder
+
+    records, _ = sample_items
+    planted = sum(p is not None for r in records for p in r["hidden"]["pii"])
+    assert planted >= 5, "the samples carry fake personal data for the filter to find"
+    result = curation.curate(records, world.cards, load_embedder(), stage_config(CurationConfig, "cpu"), seed=0)
+    assert sum(result["privacy"]["redacted"].values()) >= planted
+    assert result["metrics"]["pii_check"]["found"] == 0 and result["metrics"]["pii_check"]["texts_scanned"] > 0
+    assert result["metrics"]["prompts"]["eval"] > 0
+    # a policy that leaks personal data into a candidate: redacted before any rater sees it
+    items = result["train"][:8]
+    leaky = [it["reply"] + " write me at kai.lee@gmail.com or +1 (415) 555-2671" for it in items]
+    out = annotation.annotate_pairs(world, items, leaky, n_raters=3, seed=0, key="leak")
+    assert out["pairs"]
+    annotation.assert_no_pii(out["pairs"] + out["ratings"], "annotation")

@@ -113,7 +113,7 @@ def raters_vs_users(world, records: list[dict], n_raters: int = 5, seed: int = 0
     return pd.DataFrame(rows)
 
 
-def steerability(world, records: list[dict]) -> dict:
+def steerability(cards: dict, records: list[dict]) -> dict:
     """Instruction following and violation rates of the replies in `records`, overall and per source.
 
     instruction_following_rate: share of (reply, instruction) checks that pass;
@@ -125,11 +125,17 @@ def steerability(world, records: list[dict]) -> dict:
         chosen = [it for it in items if source == "all" or it["source"] == source]
         if not chosen:
             continue
-        checks = [world.cards[it["character_id"]].violations(it["reply"], it.get("user_name")) for it in chosen]
-        n_inst = [len(world.cards[it["character_id"]].instructions) for it in chosen]
+        checks = [cards[it["character_id"]].violations(it["reply"], it.get("user_name")) for it in chosen]
+        n_inst = [len(cards[it["character_id"]].instructions) for it in chosen]
         out[source] = {"replies": len(chosen),
                        "instruction_following_rate": 1 - sum(map(len, checks)) / max(1, sum(n_inst)),
                        "violation_rate": float(np.mean([bool(c) for c in checks]))}
+    by_type: dict[str, list[bool]] = {}
+    for it in items:
+        broken = set(cards[it["character_id"]].violations(it["reply"], it.get("user_name")))
+        for inst in cards[it["character_id"]].instructions:
+            by_type.setdefault(inst["type"], []).append(inst["type"] not in broken)
+    out["following_by_type"] = {k: float(np.mean(v)) for k, v in sorted(by_type.items())}
     return out
 
 
