@@ -10,7 +10,6 @@ writes bench/results/curation.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -94,7 +93,7 @@ def main() -> None:
               "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
               "total_seconds": round(total, 2), "conversations_per_s_overall": round(args.n / total, 1),
               "embedding_share": round((timings["2a diversity: embedding (MiniLM)"]) / total, 3), "stages": rows}
-    lines = [f"| stage | seconds | conversations/s | share |", "| --- | ---: | ---: | ---: |"]
+    lines = ["| stage | seconds | conversations/s | share |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {r['stage']} | {r['seconds']} | {r['conversations_per_s']} | {r['share']:.1%} |" for r in rows]
     lines.append(f"| **all** | {result['total_seconds']} | {result['conversations_per_s_overall']} | 100% |")
     md = (f"Curation on {args.n} conversations ({len(items)} prompts), {result['threads']} CPU threads, "

@@ -20,16 +20,19 @@ PROFILES: dict[str, dict] = {
     "tiny": dict(
         n_users=40, n_sessions=6, n_internal_sessions=2, max_turns=2, max_new_tokens=24, gen_batch_size=8,
         n_raters=3, max_annotated_prompts=8, eval_fraction=0.4,
+        rm_max_pairs=8, rm_max_signal_examples=8, rm_epochs=1.0, rm_lora_layers=2, rm_max_length=384,
     ),
     # A real demo on two CPU cores. Generation is compute-bound there (~50-130 new tokens/s for the 135M model
     # in float32, prompts included), so traffic stays at a few hundred replies.
     "cpu": dict(
         n_users=600, n_sessions=80, n_internal_sessions=24, max_turns=3, max_new_tokens=64, gen_batch_size=32,
         n_raters=5, max_annotated_prompts=220, eval_fraction=0.2,
+        rm_max_pairs=160, rm_max_signal_examples=160, rm_epochs=2.0, rm_lora_layers=8, rm_max_length=384,
     ),
     "gpu": dict(
         n_users=5000, n_sessions=1200, n_internal_sessions=300, max_turns=6, max_new_tokens=96, gen_batch_size=128,
         n_raters=5, max_annotated_prompts=4000, eval_fraction=0.15,
+        rm_max_pairs=4000, rm_max_signal_examples=8000, rm_epochs=2.0, rm_lora_layers=0, rm_max_length=768,
     ),
 }
 
@@ -122,9 +125,37 @@ class CurationConfig:
             raise ParameterError("n_raters", "an integer >= 1", self.n_raters)
 
 
+@dataclass
+class RewardModelConfig:
+    """Reward models: pointwise and pairwise preference models, user-signal classifiers, the composite reward."""
+    profile: str = "cpu"
+    rm_max_pairs: int = 160              # preference pairs used for training at most (each pair = 2 sequences)
+    rm_max_signal_examples: int = 160    # logged replies per user-signal model at most
+    rm_epochs: float = 2.0
+    rm_batch_size: int = 8
+    rm_lr: float = 2e-4
+    rm_lora_r: int = 16
+    rm_lora_layers: int = 8              # LoRA on the top N transformer layers only (0 = all): on a CPU the
+                                         # backward pass then stops early, which is most of the cost
+    rm_max_length: int = 384
+    score_batch_size: int = 16
+    signal_weights: dict | None = None   # composite reward: {"continue": w, "thumb_up": w}; None = preference only
+    style_flag_threshold: float = 0.3    # |standardised difference| or |correlation| that flags a style feature
+
+    def __post_init__(self):
+        for name in ("rm_max_pairs", "rm_max_signal_examples", "rm_batch_size", "rm_lora_r", "rm_max_length"):
+            if int(getattr(self, name)) < 1:
+                raise ParameterError(name, "an integer >= 1", getattr(self, name))
+        if self.rm_epochs <= 0 or self.rm_lr <= 0:
+            raise ParameterError("rm_epochs/rm_lr", "positive numbers", (self.rm_epochs, self.rm_lr))
+        for k in (self.signal_weights or {}):
+            if k not in ("continue", "thumb_up"):
+                raise ParameterError("signal_weights", "keys among continue, thumb_up", k)
+
+
 def as_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
 __all__ = ["PROFILES", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "resolve_profile", "stage_config",
-           "GenerationConfig", "WorldConfig", "CurationConfig", "as_dict", "field"]
+           "GenerationConfig", "WorldConfig", "CurationConfig", "RewardModelConfig", "as_dict", "field"]

@@ -184,9 +184,9 @@ def load_policy(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, *,
     return model, tokenizer
 
 
-def _load_transformers(path, backend: Backend, adapter, trainable, lora: LoraSettings):
+def _load_kwargs(backend: Backend) -> dict:
+    """from_pretrained arguments for a transformers backend: the compute dtype, and NF4 4-bit on a GPU."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"dtype": getattr(torch, backend.dtype)}
     if backend.load_in_4bit:
@@ -196,6 +196,13 @@ def _load_transformers(path, backend: Backend, adapter, trainable, lora: LoraSet
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=getattr(torch, backend.dtype))
         kwargs["device_map"] = {"": 0}
+    return kwargs
+
+
+def _load_transformers(path, backend: Backend, adapter, trainable, lora: LoraSettings):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = _load_kwargs(backend)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if backend.device == "cuda" and not backend.load_in_4bit:
@@ -233,6 +240,43 @@ def _load_unsloth(path, adapter, trainable, lora: LoraSettings, max_seq_length, 
             use_gradient_checkpointing="unsloth", random_state=seed)
     if not trainable:
         FastLanguageModel.for_inference(model)
+    return model, tokenizer
+
+
+def load_classifier(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, trainable: bool = False,
+                    lora: LoraSettings | None = None, top_layers: int = 0, backend: Backend | None = None):
+    """(model, tokenizer) for a one-logit sequence classifier on the model's backbone: reward and signal models.
+
+    On a GPU the backbone is 4-bit NF4 through bitsandbytes under both GPU backends (Unsloth's fast path is for
+    causal LMs); on the CPU it is float32. LoRA goes on the top `top_layers` layers (0 = all) and the score head
+    is trained in full and saved with the adapter."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    backend = backend or choose_backend(quiet=True)
+    path = resolve_model(name)
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), padding_side="right")
+    tokenizer.truncation_side = "left"  # keep the end: the reply being judged
+    kwargs = dict(_load_kwargs(backend), num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if backend.load_in_4bit and trainable:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    elif trainable:
+        lora = lora or LoraSettings()
+        n_layers = model.config.num_hidden_layers
+        layers = list(range(n_layers - top_layers, n_layers)) if 0 < top_layers < n_layers else None
+        model = get_peft_model(model, LoraConfig(
+            task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+            target_modules=list(lora.targets), layers_to_transform=layers, modules_to_save=["score"]))
+    if backend.device == "cuda" and not backend.load_in_4bit:
+        model = model.to("cuda")
+    if not trainable:
+        model.eval()
     return model, tokenizer
 
 

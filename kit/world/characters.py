@@ -42,6 +42,13 @@ class Card:
         return (f"You are {self.name}. {self.description} Personality: {self.personality}\n"
                 f"Scenario: {self.scenario}\nRules you always follow:\n{rules}{who}")
 
+    def brief(self, user_name: str | None = None) -> str:
+        """The card as a judge needs it (name, persona, rules, user): about a third of the system prompt's tokens,
+        which is what reward models read."""
+        rules = "; ".join(ins.instruction_text(i) for i in self.instructions)
+        who = f" The user is {user_name}." if user_name else ""
+        return f"Character: {self.name}, {self.personality}. Rules: {rules}{who}"
+
     def prompt(self, history: list[dict], user_name: str | None = None) -> list[dict]:
         """The messages a policy sees: the card as the system message, then the conversation so far."""
         return [{"role": "system", "content": self.system_prompt(user_name)}] + [

@@ -1,6 +1,5 @@
 """The ground truth behaves: what should hurt a user hurts, what should help helps, for every user."""
 import numpy as np
-import pytest
 
 from kit.world.params import SEGMENTS, WorldParams
 from kit.world.users import Population, sample_signals, signal_probabilities

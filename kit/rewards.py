@@ -1,0 +1,310 @@
+"""Reward models: engagement is not differentiable, so proxies are trained (step 3 of the method).
+
+* pointwise Bradley-Terry model (TRL RewardTrainer): scores one reply given card + history. The RL reward.
+* pairwise model: reads card + history + both replies and says which is better; trained on both orders, and
+  asked in both orders at scoring time, so its answer cannot depend on position.
+* user-signal models: p(continue), p(thumb up) from logged traffic; used to pick data, optionally as auxiliaries.
+
+All are one-logit sequence classifiers with LoRA on the embedded model's backbone (kit.models.load_classifier).
+Each is saved as a PEFT adapter folder (safetensors, score head included) with `kit_reward.json` beside it, and
+loaded back for batched scoring with `Scorer(path)`. Reward models read the card's brief (Card.brief), not the
+full system prompt: the rules are what a judge needs, and sequences a third shorter train a third faster.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import KitError
+from .paths import atomic_path, read_json, write_json
+
+KINDS = ("pointwise", "pairwise", "continue", "thumb_up")
+META = "kit_reward.json"
+JUDGE_QUESTION = ("Which reply would keep this user more engaged while staying true to the character?\n\n"
+                  "Reply A: {a}\n\nReply B: {b}")
+
+
+def _history(history: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} for m in history if m["role"] != "system"]
+
+
+def reply_messages(card, history: list[dict], user_name, reply: str) -> list[dict]:
+    return ([{"role": "system", "content": card.brief(user_name)}] + _history(history)
+            + [{"role": "assistant", "content": reply}])
+
+
+def judge_messages(card, history: list[dict], user_name, a: str, b: str) -> list[dict]:
+    return ([{"role": "system", "content": card.brief(user_name)}] + _history(history)
+            + [{"role": "user", "content": JUDGE_QUESTION.format(a=a, b=b)}])
+
+
+def _lora(cfg):
+    from .models import LoraSettings
+
+    return LoraSettings(r=cfg.rm_lora_r, alpha=2 * cfg.rm_lora_r)
+
+
+def _common_args(cfg, out: str, seed: int) -> dict:
+    from .models import choose_backend
+
+    backend = choose_backend(quiet=True)
+    return dict(output_dir=out, per_device_train_batch_size=cfg.rm_batch_size, num_train_epochs=cfg.rm_epochs,
+                learning_rate=cfg.rm_lr, lr_scheduler_type="cosine", warmup_steps=0.05, logging_steps=1,
+                save_strategy="no", report_to=[], seed=seed, data_seed=seed, use_cpu=backend.device == "cpu",
+                bf16=backend.dtype == "bfloat16", fp16=backend.dtype == "float16", disable_tqdm=True)
+
+
+def _save(model, out_dir, meta: dict) -> Path:
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        write_json(tmp / META, meta)
+    return Path(out_dir)
+
+
+def _losses(trainer) -> list[float]:
+    return [round(float(h["loss"]), 5) for h in trainer.state.log_history if "loss" in h]
+
+
+# ---------------------------------------------------------------------------------------------- training
+def train_pointwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
+    """Bradley-Terry reward model with TRL's RewardTrainer on preference pairs (conversational form)."""
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    from .models import load_classifier
+
+    if not pairs:
+        raise KitError("pointwise reward model: no preference pairs to train on (run notebook 02 first)")
+    rows = [{"prompt": [{"role": "system", "content": cards[p["character_id"]].brief(p.get("user_name"))}]
+             + _history(p["prompt"]), "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
+    model, tok = load_classifier(model_name, trainable=True, lora=_lora(cfg), top_layers=cfg.rm_lora_layers)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = RewardConfig(max_length=cfg.rm_max_length, center_rewards_coefficient=0.01,
+                            **_common_args(cfg, tmp, seed))
+        trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+        used = len(trainer.train_dataset)
+        trainer.train()
+    _save(trainer.model, out_dir, {"kind": "pointwise", "base_model": model_name, "max_length": cfg.rm_max_length,
+                                   "train_pairs": used, "seed": seed})
+    return {"train_pairs": used, "dropped_too_long": len(rows) - used, "loss": _losses(trainer)}
+
+
+def _binary_trainer_cls():
+    import torch
+    from transformers import Trainer
+
+    class BinaryTrainer(Trainer):
+        """One logit per sequence, binary cross-entropy against 0/1 labels."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs.pop("labels").float()
+            logits = model(**inputs).logits.squeeze(-1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+            return (loss, logits) if return_outputs else loss
+
+    return BinaryTrainer
+
+
+def _encode(tok, messages_list: list[list[dict]], max_length: int) -> list[list[int]]:
+    texts = [tok.apply_chat_template(m, tokenize=False) for m in messages_list]
+    return [tok(t, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"] for t in texts]
+
+
+def train_binary(model_name: str, messages_list: list[list[dict]], labels: list[int], out_dir, cfg, seed: int,
+                 kind: str) -> dict:
+    """A one-logit classifier trained with binary cross-entropy (pairwise judge, user-signal models)."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, TrainingArguments
+
+    from .models import load_classifier
+
+    if not messages_list:
+        raise KitError(f"{kind} model: no training examples")
+    model, tok = load_classifier(model_name, trainable=True, lora=_lora(cfg), top_layers=cfg.rm_lora_layers)
+    ids = _encode(tok, messages_list, cfg.rm_max_length)
+    ds = Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids],
+                            "labels": [float(y) for y in labels]})
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(remove_unused_columns=False, **_common_args(cfg, tmp, seed))
+        trainer = _binary_trainer_cls()(model=model, args=args, train_dataset=ds,
+                                        data_collator=DataCollatorWithPadding(tok), processing_class=tok)
+        trainer.train()
+    _save(trainer.model, out_dir, {"kind": kind, "base_model": model_name, "max_length": cfg.rm_max_length,
+                                   "train_examples": len(ids), "positive_rate": float(np.mean(labels)), "seed": seed})
+    return {"train_examples": len(ids), "positive_rate": float(np.mean(labels)), "loss": _losses(trainer)}
+
+
+def train_pairwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
+    """The pairwise judge, on both orders of every pair: (chosen, rejected) -> 1 and (rejected, chosen) -> 0."""
+    msgs, labels = [], []
+    for p in pairs:
+        card, c, r = cards[p["character_id"]], p["chosen"][0]["content"], p["rejected"][0]["content"]
+        msgs += [judge_messages(card, p["prompt"], p.get("user_name"), c, r),
+                 judge_messages(card, p["prompt"], p.get("user_name"), r, c)]
+        labels += [1, 0]
+    return train_binary(model_name, msgs, labels, out_dir, cfg, seed, "pairwise")
+
+
+def train_signal(model_name: str, items: list[dict], cards: dict, signal: str, out_dir, cfg, seed: int) -> dict:
+    """p(signal | card, history, reply) from logged replies whose signal was recorded."""
+    rows = [it for it in items if (it.get("signals") or {}).get(signal) is not None]
+    msgs = [reply_messages(cards[it["character_id"]], it["history"], it.get("user_name"), it["reply"]) for it in rows]
+    return train_binary(model_name, msgs, [int(it["signals"][signal]) for it in rows], out_dir, cfg, seed, signal)
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+class Scorer:
+    """A trained reward or signal model loaded back from its folder, for batched scoring."""
+
+    def __init__(self, path, backend=None):
+        from .models import load_classifier
+
+        self.path = Path(path)
+        if not (self.path / META).exists():
+            raise KitError(f"{self.path}: not a kit reward model (no {META}); train it in notebook 03")
+        self.meta = read_json(self.path / META)
+        self.kind = self.meta["kind"]
+        self.model, self.tokenizer = load_classifier(self.meta["base_model"], adapter=self.path, backend=backend)
+
+    def logits(self, messages_list: list[list[dict]], *, batch_size: int = 16, progress: bool = True) -> np.ndarray:
+        import torch
+        from tqdm.auto import tqdm
+
+        ids = _encode(self.tokenizer, messages_list, self.meta["max_length"])
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.zeros(len(ids), dtype=float)
+        device = next(self.model.parameters()).device
+        for b in tqdm(range(0, len(order), batch_size), desc=f"scoring ({self.kind})", disable=not progress,
+                      leave=False):
+            idx = order[b:b + batch_size]
+            batch = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+            with torch.no_grad():
+                logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits[:, 0]
+            out[idx] = logits.float().cpu().numpy()
+        return out
+
+    def score_replies(self, cards: dict, items: list[dict], replies: list[str], **kw) -> np.ndarray:
+        """Pointwise reward (or signal logit) of each reply to its item's prompt."""
+        return self.logits([reply_messages(cards[it["character_id"]], it["history"], it.get("user_name"), r)
+                            for it, r in zip(items, replies)], **kw)
+
+    def prob_a_better(self, cards: dict, items: list[dict], a: list[str], b: list[str], **kw):
+        """Pairwise judge, asked in both orders: returns (p(A better), share of pairs whose raw one-order answers
+        agree with each other, i.e. did not flip when the replies swapped places)."""
+        fwd = self.logits([judge_messages(cards[it["character_id"]], it["history"], it.get("user_name"), x, y)
+                           for it, x, y in zip(items, a, b)], **kw)
+        rev = self.logits([judge_messages(cards[it["character_id"]], it["history"], it.get("user_name"), y, x)
+                           for it, x, y in zip(items, a, b)], **kw)
+        p = (_sigmoid(fwd) + 1.0 - _sigmoid(rev)) / 2.0
+        consistent = float(np.mean((fwd > 0) != (rev > 0))) if len(fwd) else float("nan")
+        return p, consistent
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
+
+def composite_reward(pointwise: np.ndarray, signal_probs: dict[str, np.ndarray] | None = None,
+                     weights: dict[str, float] | None = None) -> np.ndarray:
+    """The reward later stages use: the pointwise preference score, plus weight * logit(p) of each user-signal
+    model given a non-zero weight (the paper found only p(continue) and p(thumb up) reliable enough)."""
+    total = np.asarray(pointwise, dtype=float).copy()
+    for name, w in (weights or {}).items():
+        if w:
+            if not signal_probs or name not in signal_probs:
+                raise KitError(f"composite reward: weight for {name!r} but no {name} model scores")
+            p = np.clip(signal_probs[name], 1e-4, 1 - 1e-4)
+            total += w * np.log(p / (1 - p))
+    return total
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def wilson_ci(successes: int, n: int, z: float = 1.96) -> list[float]:
+    if n == 0:
+        return [float("nan"), float("nan")]
+    p = successes / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return [round(centre - half, 4), round(centre + half, 4)]
+
+
+def _pair_items(pairs):
+    return [{"character_id": p["character_id"], "history": p["prompt"], "user_name": p.get("user_name")}
+            for p in pairs]
+
+
+def pointwise_accuracy(scorer: Scorer, pairs: list[dict], cards: dict, **kw) -> dict:
+    """Share of pairs whose chosen reply the model scores higher, with a 95 % Wilson interval."""
+    if not pairs:
+        return {"n": 0, "accuracy": None, "ci95": None}
+    items = _pair_items(pairs)
+    sc = scorer.score_replies(cards, items, [p["chosen"][0]["content"] for p in pairs], **kw)
+    sr = scorer.score_replies(cards, items, [p["rejected"][0]["content"] for p in pairs], **kw)
+    wins = int(np.sum(sc > sr))
+    return {"n": len(pairs), "accuracy": wins / len(pairs), "ci95": wilson_ci(wins, len(pairs))}
+
+
+def pairwise_accuracy(scorer: Scorer, pairs: list[dict], cards: dict, **kw) -> dict:
+    if not pairs:
+        return {"n": 0, "accuracy": None, "ci95": None, "order_consistency": None}
+    p, consistent = scorer.prob_a_better(cards, _pair_items(pairs), [q["chosen"][0]["content"] for q in pairs],
+                                         [q["rejected"][0]["content"] for q in pairs], **kw)
+    wins = int(np.sum(p > 0.5))
+    return {"n": len(pairs), "accuracy": wins / len(pairs), "ci95": wilson_ci(wins, len(pairs)),
+            "order_consistency": consistent}
+
+
+def utility_alignment(world, scorer: Scorer, pairs: list[dict], cards: dict, **kw):
+    """How well the proxy maps the landscape: every reply in `pairs` scored by the model and by the world's
+    hidden utility for the average user. Returns (DataFrame, Spearman rho, p-value)."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    items, replies = [], []
+    for p in pairs:
+        base = {"character_id": p["character_id"], "history": p["prompt"], "user_name": p.get("user_name"),
+                "user_message": p["prompt"][-1]["content"]}
+        for key in ("chosen", "rejected"):
+            items.append(base)
+            replies.append(p[key][0]["content"])
+    if len(replies) < 3:
+        return pd.DataFrame(), float("nan"), float("nan")
+    reward = scorer.score_replies(cards, items, replies, **kw)
+    measured = world.measure([dict(it, reply=r) for it, r in zip(items, replies)])
+    truth = world.mean_user_utility(measured)
+    rho, pval = spearmanr(reward, truth)
+    frame = pd.DataFrame({"character_id": [it["character_id"] for it in items],
+                          "user_message": [it["user_message"] for it in items], "reply": replies,
+                          "reward": reward, "utility": truth})
+    frame["rank_gap"] = frame["reward"].rank(pct=True) - frame["utility"].rank(pct=True)
+    return frame, float(rho), float(pval)
+
+
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 5) -> dict:
+    """Reliability table (equal-count bins), Brier score and expected calibration error."""
+    probs, labels = np.asarray(probs, float), np.asarray(labels, float)
+    if not len(probs):
+        return {"bins": [], "brier": None, "ece": None, "base_rate": None}
+    order = np.argsort(probs)
+    rows, ece = [], 0.0
+    for chunk in np.array_split(order, min(bins, len(order))):
+        if len(chunk):
+            mp, fr = float(probs[chunk].mean()), float(labels[chunk].mean())
+            rows.append({"mean_predicted": mp, "observed": fr, "n": int(len(chunk))})
+            ece += len(chunk) / len(probs) * abs(mp - fr)
+    return {"bins": rows, "brier": float(np.mean((probs - labels) ** 2)), "ece": float(ece),
+            "base_rate": float(labels.mean())}
+
+
+def cap(records: list, n: int, seed: int, name: str) -> list:
+    """At most n records, a seeded sample in the original order."""
+    from .seeding import rng
+
+    if len(records) <= n:
+        return list(records)
+    keep = sorted(rng(seed, "cap", name).choice(len(records), size=n, replace=False).tolist())
+    return [records[i] for i in keep]

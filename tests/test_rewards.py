@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from kit import rewards
+from kit.config import RewardModelConfig, stage_config
+from kit.data import load_preferences
+from kit.errors import KitError
+from kit.paths import samples_dir
+
+
+def test_composite_reward_and_calibration_math():
+    base = np.array([0.0, 1.0])
+    assert np.allclose(rewards.composite_reward(base), base)
+    out = rewards.composite_reward(base, {"continue": np.array([0.5, 0.9])}, {"continue": 1.0})
+    assert np.allclose(out, [0.0, 1.0 + np.log(9)])
+    with pytest.raises(KitError, match="thumb_up"):
+        rewards.composite_reward(base, {}, {"thumb_up": 0.5})
+    cal = rewards.calibration(np.array([0.1, 0.1, 0.9, 0.9]), np.array([0, 0, 1, 1]), bins=2)
+    assert cal["ece"] == pytest.approx(0.1) and cal["brier"] == pytest.approx(0.01)
+    lo, hi = rewards.wilson_ci(80, 100)
+    assert lo < 0.8 < hi and hi - lo < 0.2
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, world):
+    """Tiny pointwise and pairwise models trained on the sample preferences (a few real TRL/Trainer steps)."""
+    out = tmp_path_factory.mktemp("rm")
+    pairs = load_preferences(samples_dir() / "preferences.jsonl")[:8]
+    cfg = stage_config(RewardModelConfig, "tiny")
+    log_p = rewards.train_pointwise("smollm2-135m-instruct", pairs, world.cards, out / "pointwise", cfg, 0)
+    log_j = rewards.train_pairwise("smollm2-135m-instruct", pairs[:4], world.cards, out / "pairwise", cfg, 0)
+    return out, pairs, log_p, log_j
+
+
+@pytest.mark.slow
+def test_reward_models_save_safetensors_and_load_back(trained, world):
+    out, pairs, log_p, log_j = trained
+    assert log_p["loss"] and log_j["loss"]
+    for kind in ("pointwise", "pairwise"):
+        files = {p.name for p in (out / kind).iterdir()}
+        assert {"adapter_model.safetensors", "adapter_config.json", rewards.META} <= files
+        assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files), "no pickled weights"
+    scorer = rewards.Scorer(out / "pointwise")
+    acc = rewards.pointwise_accuracy(scorer, pairs, world.cards, progress=False)
+    assert acc["n"] == len(pairs) and 0 <= acc["accuracy"] <= 1
+    again = rewards.Scorer(out / "pointwise").score_replies(
+        world.cards, [{"character_id": p["character_id"], "history": p["prompt"]} for p in pairs],
+        [p["chosen"][0]["content"] for p in pairs], progress=False)
+    assert np.allclose(again, rewards.Scorer(out / "pointwise").score_replies(
+        world.cards, [{"character_id": p["character_id"], "history": p["prompt"]} for p in pairs],
+        [p["chosen"][0]["content"] for p in pairs], progress=False, batch_size=3), atol=1e-4), \
+        "scores do not depend on batching"
+
+
+# The kit's pairwise answer asks the judge in both orders; stated rate of answers that flip when the two replies
+# swap places: 0 %. The raw one-order consistency of the network is measured and reported, not asserted.
+STATED_FLIP_RATE = 0.0
+
+
+@pytest.mark.slow
+def test_pairwise_answer_does_not_flip_when_replies_swap(trained, world):
+    out, pairs, _, _ = trained
+    judge = rewards.Scorer(out / "pairwise")
+    items = [{"character_id": p["character_id"], "history": p["prompt"], "user_name": p.get("user_name")} for p in pairs]
+    a, b = [p["chosen"][0]["content"] for p in pairs], [p["rejected"][0]["content"] for p in pairs]
+    p_ab, consistency = judge.prob_a_better(world.cards, items, a, b, progress=False)
+    p_ba, _ = judge.prob_a_better(world.cards, items, b, a, progress=False)
+    flips = np.mean((p_ab > 0.5) == (p_ba > 0.5))
+    assert flips <= STATED_FLIP_RATE
+    assert np.allclose(p_ab + p_ba, 1.0)
+    assert 0.0 <= consistency <= 1.0
+
+
+def test_scorer_refuses_a_folder_that_is_not_a_reward_model(tmp_path):
+    with pytest.raises(KitError, match="not a kit reward model"):
+        rewards.Scorer(tmp_path)
