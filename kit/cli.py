@@ -26,6 +26,9 @@ def main(argv=None) -> int:
     st.add_argument("conversations", help="JSONL in the conversation contract (e.g. data_samples/conversations.jsonl)")
     st.add_argument("--cards", default=None, help="folder of character cards (default: data_samples/cards)")
 
+    cln = sub.add_parser("clean-notebooks", help="clear outputs of notebooks/*.ipynb before committing them")
+    cln.add_argument("paths", nargs="*", help="default: every notebook under notebooks/")
+
     sub.add_parser("check-env", help="print OK/FAIL for every package and embedded model the kit needs")
 
     args = parser.parse_args(argv)
@@ -48,6 +51,13 @@ def main(argv=None) -> int:
 
             rates = steerability(load_cards(args.cards), load_conversations(args.conversations))
             print(json.dumps(rates, indent=2))
+        elif args.command == "clean-notebooks":
+            from pathlib import Path
+
+            from .notebooks import notebooks_dir, strip_outputs
+
+            for path in [Path(p) for p in args.paths] or sorted(notebooks_dir().glob("*.ipynb")):
+                print(f"{'cleaned' if strip_outputs(path) else 'clean  '} {path}")
         elif args.command == "check-env":
             from .envcheck import check_env
 

@@ -33,6 +33,8 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_runs_with_tiny_profile(name, tiny_run):
+    """In name order, into one run directory, as the flywheel would: each stage reads what the one before wrote
+    (03 trains on 02's annotation)."""
     out = execute(name, tiny_run, 0, dict(run_dir=str(tiny_run.root), generation=0, profile="tiny", seed=0),
                   progress=False)
     executed = json.loads(Path(out).read_text())

@@ -24,7 +24,7 @@ def segment_table(world) -> pd.DataFrame:
     return table
 
 
-def _variants(base: str, name: str) -> dict[str, str]:
+def _variants(base: str) -> dict[str, str]:
     """Edits of one reply that change a single feature each."""
     return {
         "as is": base,
@@ -47,7 +47,7 @@ def utility_response(world, sample_reply: str | None = None, user_message: str =
     users = world.population.user_ids
     for card in world.cards.values():
         name = world.population.names[0]
-        variants = _variants(card.enforce(base, name), name)
+        variants = _variants(card.enforce(base, name))
         items = []
         for label, text in variants.items():
             earlier = [text] if label == "repeats last turn" else []
@@ -74,7 +74,10 @@ def length_curve(world, lengths=(3, 6, 10, 15, 20, 30, 45, 60, 90, 130, 180)) ->
         items.append(dict(character_id=card.id, reply=text, user_message="tell me about the harbour",
                           user_name=name, earlier=[]))
     measured = world.measure(items)
-    measured["following"] = 1.0  # isolate length from this card's own length limit
+    # Hold everything but length fixed: cutting the filler also moves its relevance to the message, its
+    # sentiment and the card's own length limit, which would blur the curve.
+    measured = measured.assign(following=1.0, relevance=world.params.relevance_center, sentiment=0.0,
+                               violations=0, positive=False)
     df = world.population.table()
     rows = []
     for k, n in enumerate(lengths):

@@ -67,3 +67,13 @@ def test_signals_follow_utility():
     assert 0.65 < draws["continue"].mean() < 0.8          # sessions of a few messages
     assert draws["thumb_up"].mean() < 0.1 and draws["thumb_down"].mean() < 0.1
     assert not np.any(draws["thumb_up"] & draws["thumb_down"])
+
+
+def test_each_segment_peaks_near_its_preferred_length(world):
+    from kit.world.params import SEGMENTS
+    from kit.world.tour import length_curve
+
+    curve = length_curve(world)
+    for segment, table in curve.groupby("segment"):
+        best = table.loc[table["utility"].idxmax(), "words"]
+        assert SEGMENTS[segment]["pref_len"] / 2 <= best <= SEGMENTS[segment]["pref_len"] * 2, (segment, best)
