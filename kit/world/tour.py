@@ -8,7 +8,7 @@ from ..features import FEATURES
 from .instructions import instruction_text
 from .params import PREFERENCES
 from .raters import RaterPool, pairwise_votes
-from .traffic import turns
+from .traffic import traffic_metrics, turns
 
 
 def cards_table(cards: dict) -> pd.DataFrame:
@@ -143,13 +143,14 @@ def steerability(cards: dict, records: list[dict]) -> dict:
 
 
 def traffic_summary(world, records: list[dict]) -> dict:
+    """What the logs say (traffic_metrics), plus what only the world knows: overall signal rates, the hidden
+    utility, reply length and emoji rate, and how many user messages carried planted personal data."""
     items = turns(records)
     sig = pd.DataFrame([it["signals"] for it in items])
     util = np.array([it["utility"] for it in items], dtype=float)
     measured = world.measure(items) if items else pd.DataFrame(columns=FEATURES)
-    return {"conversations": len(records), "replies": len(items),
-            "messages_per_conversation": float(np.mean([len(r["messages"]) for r in records])),
-            "signal_rates": {k: float(v) for k, v in sig.mean().items()},
-            "mean_utility": float(util.mean()), "mean_words": float(measured["words"].mean()),
-            "emoji_rate": float((measured["emoji"] > 0).mean()),
-            "user_messages_with_pii": sum(p is not None for r in records for p in r["hidden"]["pii"])}
+    return dict(traffic_metrics(records),
+                signal_rates={k: float(v) for k, v in sig.mean().items()},
+                mean_utility=float(util.mean()), mean_words=float(measured["words"].mean()),
+                emoji_rate=float((measured["emoji"] > 0).mean()),
+                user_messages_with_pii=sum(p is not None for r in records for p in r["hidden"]["pii"]))
