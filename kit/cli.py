@@ -17,6 +17,8 @@ def main(argv=None) -> int:
     fly.add_argument("--generations", type=int, default=3)
     fly.add_argument("--seed", type=int, default=0)
     fly.add_argument("--model", default="smollm2-135m-instruct", help="embedded name, HF id or local path")
+    fly.add_argument("--scenario", default="none",
+                     help="none | overfit | emoji | single_rater | off_policy (the lessons; see kit/flywheel.py)")
 
     smp = sub.add_parser("samples", help="regenerate data_samples/ with a fixed seed")
     smp.add_argument("--out", default=None, help="default: the repository's data_samples/")
@@ -37,7 +39,7 @@ def main(argv=None) -> int:
             from .flywheel import run_flywheel
 
             run_flywheel(args.run_dir, profile=args.profile, generations=args.generations, seed=args.seed,
-                         model_name=args.model)
+                         model_name=args.model, scenario=args.scenario)
         elif args.command == "samples":
             from .samples import make_samples
 

@@ -21,6 +21,9 @@ PROFILES: dict[str, dict] = {
         n_users=40, n_sessions=6, n_internal_sessions=2, max_turns=2, max_new_tokens=24, gen_batch_size=8,
         n_raters=3, max_annotated_prompts=8, eval_fraction=0.4,
         rm_max_pairs=8, rm_max_signal_examples=8, rm_epochs=1.0, rm_lora_layers=2, rm_max_length=384,
+        rs_max_prompts=6, sft_epochs=1.0, sft_batch_size=4, dpo_max_pairs=6, rl_steps=2, rl_prompts_per_step=1,
+        rl_num_generations=2, policy_eval_prompts=4, eval_prompts=6, ab_users=400, ab_prompts_per_card=1,
+        ab_samples_per_prompt=1, ab_days=3,
     ),
     # A real demo on two CPU cores. Generation is compute-bound there (~50-130 new tokens/s for the 135M model
     # in float32, prompts included), so traffic stays at a few hundred replies.
@@ -28,11 +31,17 @@ PROFILES: dict[str, dict] = {
         n_users=600, n_sessions=80, n_internal_sessions=24, max_turns=3, max_new_tokens=64, gen_batch_size=32,
         n_raters=5, max_annotated_prompts=220, eval_fraction=0.2,
         rm_max_pairs=160, rm_max_signal_examples=160, rm_epochs=2.0, rm_lora_layers=8, rm_max_length=384,
+        rs_max_prompts=64, sft_epochs=2.0, sft_batch_size=8, dpo_max_pairs=48, rl_steps=16, rl_prompts_per_step=2,
+        rl_num_generations=4, policy_eval_prompts=48, eval_prompts=64, ab_users=20000, ab_prompts_per_card=6,
+        ab_samples_per_prompt=1, ab_days=7,
     ),
     "gpu": dict(
         n_users=5000, n_sessions=1200, n_internal_sessions=300, max_turns=6, max_new_tokens=96, gen_batch_size=128,
         n_raters=5, max_annotated_prompts=4000, eval_fraction=0.15,
         rm_max_pairs=4000, rm_max_signal_examples=8000, rm_epochs=2.0, rm_lora_layers=0, rm_max_length=768,
+        rs_max_prompts=2000, sft_epochs=2.0, sft_batch_size=16, dpo_max_pairs=1000, rl_steps=200,
+        rl_prompts_per_step=8, rl_num_generations=8, policy_eval_prompts=400, eval_prompts=600, ab_users=50000,
+        ab_prompts_per_card=40, ab_samples_per_prompt=4, ab_days=7,
     ),
 }
 
@@ -153,9 +162,108 @@ class RewardModelConfig:
                 raise ParameterError("signal_weights", "keys among continue, thumb_up", k)
 
 
+@dataclass
+class PolicyConfig:
+    """Policy optimisation: rejection sampling and SFT (notebook 04), the DPO patch and online RL (notebook 05)."""
+    profile: str = "cpu"
+    max_new_tokens: int = 80
+    gen_batch_size: int = 32
+    # rejection sampling: candidates per prompt = logged reply + current policy at each temperature
+    # (+ the base model when it is not the current policy) (+ a prompted expert rewrite)
+    rs_max_prompts: int = 64
+    rs_temperatures: tuple = (0.7, 1.0)
+    rs_include_base: bool = True
+    rs_include_rewrite: bool = True
+    rs_follow_weight: float = 2.0       # selection score = z(composite reward) + weight * instruction following:
+                                        # breaking one of four rules (-0.25) costs half a reward SD
+    rs_min_following: float = 0.0       # a best candidate following fewer of its card's rules is not kept
+    # SFT: from the base model every generation, a fresh LoRA adapter
+    sft_epochs: float = 2.0
+    sft_lr: float = 2e-4
+    sft_batch_size: int = 8
+    sft_max_length: int = 768
+    sft_lora_r: int = 16
+    sft_include_rewrites: bool = True   # the raters' compliant rewrites from annotation join the SFT set
+    sft_export_merged: bool = False     # also save base + adapter merged (a full model folder)
+    # DPO patch, reference = the SFT policy (a frozen copy of its adapter, not a second model)
+    dpo_max_pairs: int = 48
+    dpo_beta: float = 0.1
+    dpo_lr: float = 5e-5
+    dpo_epochs: float = 1.0
+    # online RL, reference = the policy RL starts from (a frozen copy of its adapter)
+    rl_algorithm: str = "grpo"          # grpo | online_dpo | none
+    rl_steps: int = 16
+    rl_prompts_per_step: int = 2
+    rl_num_generations: int = 4
+    rl_lr: float = 2e-5
+    rl_beta: float = 0.04               # KL coefficient, always set explicitly (Unsloth's GRPO default is 0.0)
+    rl_loss_type: str = "grpo"          # TRL GRPO loss type, always set explicitly (Unsloth's default is dapo)
+    rl_temperature: float = 1.0
+    rl_near_policy: bool = True         # RL prompts where the reward is low or varies most between samples
+    policy_eval_prompts: int = 48       # held-out prompts for the before/after checks of 04 and 05
+
+    def __post_init__(self):
+        self.rs_temperatures = tuple(float(t) for t in self.rs_temperatures)
+        for name in ("rs_max_prompts", "sft_batch_size", "sft_max_length", "sft_lora_r", "dpo_max_pairs",
+                     "rl_prompts_per_step", "policy_eval_prompts", "max_new_tokens", "gen_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ParameterError(name, "an integer >= 1", getattr(self, name))
+        if self.rl_num_generations < 2:
+            raise ParameterError("rl_num_generations", "an integer >= 2 (RL compares samples of one prompt)",
+                                 self.rl_num_generations)
+        if self.rl_steps < 0:
+            raise ParameterError("rl_steps", "an integer >= 0", self.rl_steps)
+        if self.rl_algorithm not in ("grpo", "online_dpo", "none"):
+            raise ParameterError("rl_algorithm", "grpo, online_dpo or none", self.rl_algorithm)
+        if self.rl_beta < 0 or self.dpo_beta <= 0:
+            raise ParameterError("rl_beta/dpo_beta", "rl_beta >= 0 and dpo_beta > 0", (self.rl_beta, self.dpo_beta))
+        if not self.rs_temperatures:
+            raise ParameterError("rs_temperatures", "at least one sampling temperature", self.rs_temperatures)
+
+
+@dataclass
+class EvalConfig:
+    """Offline evaluation (notebook 06) and its deployment gate."""
+    profile: str = "cpu"
+    eval_prompts: int = 64              # held-out prompts, user and internal, replied to by both policies
+    max_win_rate: float = 0.65          # the overfit guard: a proxy win rate above this blocks promotion
+    min_win_rate: float = 0.5
+    max_divergence: float = 0.15        # |user - internal| win rate above this blocks promotion
+    following_tolerance: float = 0.02   # allowed fall in instruction following
+    violation_tolerance: float = 0.03   # allowed rise in the violation rate
+
+    def __post_init__(self):
+        if self.eval_prompts < 1:
+            raise ParameterError("eval_prompts", "an integer >= 1", self.eval_prompts)
+        for name in ("max_win_rate", "min_win_rate", "max_divergence"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ParameterError(name, "a number between 0 and 1", getattr(self, name))
+
+
+@dataclass
+class ABConfig:
+    """The synthetic A/B test (notebook 07)."""
+    profile: str = "cpu"
+    ab_users: int = 20000               # population the test draws from (simulating users is cheap)
+    ab_share: float = 0.1               # share of users in each arm
+    ab_days: int = 7
+    ab_prompts_per_card: int = 6        # cached prompts per character; replies come from the arms' real models
+    ab_samples_per_prompt: int = 1
+    ab_max_turns: int = 6
+    ab_bootstrap: int = 2000
+
+    def __post_init__(self):
+        if not 0 < self.ab_share <= 0.5:
+            raise ParameterError("ab_share", "a number in (0, 0.5]", self.ab_share)
+        for name in ("ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns"):
+            if int(getattr(self, name)) < 1:
+                raise ParameterError(name, "an integer >= 1", getattr(self, name))
+
+
 def as_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
 __all__ = ["PROFILES", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "resolve_profile", "stage_config",
-           "GenerationConfig", "WorldConfig", "CurationConfig", "RewardModelConfig", "as_dict", "field"]
+           "GenerationConfig", "WorldConfig", "CurationConfig", "RewardModelConfig", "PolicyConfig", "EvalConfig",
+           "ABConfig", "as_dict", "field"]

@@ -164,11 +164,15 @@ def save_dataset(records: list[dict], path: str | Path):
 
 
 def load_dataset_dir(path: str | Path):
-    from datasets import load_from_disk
+    """A dataset saved by `save_dataset`; an empty one (no records, e.g. no consensus pairs) loads as empty."""
+    from datasets import Dataset, load_from_disk
 
     path = Path(path)
     if not path.exists():
         raise KitError(f"{path}: no dataset here (has the stage that writes it run?)")
+    state = path / "state.json"
+    if state.exists() and not json.loads(state.read_text(encoding="utf-8")).get("_data_files"):
+        return Dataset.from_dict({})
     return load_from_disk(str(path))
 
 

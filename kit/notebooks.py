@@ -12,6 +12,8 @@ SETUP_NOTEBOOKS = ("01_world",)
 # The method's order, once per generation. A stage notebook not written yet is skipped, and the runner says so.
 STAGE_NOTEBOOKS = ("02_curation", "03_reward_models", "04_sft", "05_dpo_rl", "06_offline_eval",
                    "07_ab_test")
+# Run once, after the last generation: the trajectory across generations.
+FINAL_NOTEBOOKS = ("08_flywheel",)
 
 
 def notebooks_dir() -> Path:
@@ -30,8 +32,9 @@ def parameters_of(path: str | Path) -> dict:
 
 
 def execute(name: str, run: Run, generation: int, parameters: dict, *, kernel: str = "python3",
-            progress: bool = True) -> Path:
-    """Run notebooks/<name>.ipynb with `parameters` into <run>/gen_<g>/notebooks/<name>.ipynb (atomically)."""
+            progress: bool = True, output_name: str | None = None) -> Path:
+    """Run notebooks/<name>.ipynb with `parameters` into <run>/gen_<g>/notebooks/<output_name or name>.ipynb
+    (atomically)."""
     import papermill as pm
 
     src = notebook_path(name)
@@ -41,7 +44,7 @@ def execute(name: str, run: Run, generation: int, parameters: dict, *, kernel: s
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise KitError(f"{src}: no parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
-    out = run.stage(generation, "notebooks", f"{name}.ipynb")
+    out = run.stage(generation, "notebooks", f"{output_name or name}.ipynb")
     with atomic_path(out) as tmp:
         pm.execute_notebook(str(src), str(tmp), parameters=parameters, kernel_name=kernel, progress_bar=progress,
                             cwd=str(notebooks_dir()), log_output=False)

@@ -119,22 +119,24 @@ class Run:
             path.mkdir(parents=True, exist_ok=True)
         return path.joinpath(*parts)
 
-    def metrics_path(self, generation: int, stage: str) -> Path:
-        return self.stage(generation, stage, "metrics.json", create=False)
+    def metrics_path(self, generation: int, stage: str, sub: str | None = None) -> Path:
+        return self.stage(generation, stage, *([sub] if sub else []), "metrics.json", create=False)
 
-    def write_metrics(self, generation: int, stage: str, metrics: dict) -> Path:
-        path = write_json(self.stage(generation, stage, "metrics.json"), metrics)
-        self.mark_stage(generation, stage)
+    def write_metrics(self, generation: int, stage: str, metrics: dict, sub: str | None = None) -> Path:
+        """<gen>/<stage>/metrics.json, or <gen>/<stage>/<sub>/metrics.json for a step inside a stage
+        (policy/rs, policy/sft, ...). The manifest records when each was written."""
+        path = write_json(self.stage(generation, stage, *([sub] if sub else []), "metrics.json"), metrics)
+        self.mark_stage(generation, f"{stage}/{sub}" if sub else stage)
         return path
 
     def write_json(self, generation: int, stage: str, name: str, obj) -> Path:
         return write_json(self.stage(generation, stage, name), obj)
 
-    def read_metrics(self, generation: int, stage: str) -> dict:
-        return read_json(self.metrics_path(generation, stage))
+    def read_metrics(self, generation: int, stage: str, sub: str | None = None) -> dict:
+        return read_json(self.metrics_path(generation, stage, sub))
 
-    def has_metrics(self, generation: int, stage: str) -> bool:
-        return self.metrics_path(generation, stage).exists()
+    def has_metrics(self, generation: int, stage: str, sub: str | None = None) -> bool:
+        return self.metrics_path(generation, stage, sub).exists()
 
     # -- manifest ----------------------------------------------------------------------------------
     @property

@@ -48,13 +48,9 @@ def _lora(cfg):
 
 
 def _common_args(cfg, out: str, seed: int) -> dict:
-    from .models import choose_backend
+    from .training import base_args
 
-    backend = choose_backend(quiet=True)
-    return dict(output_dir=out, per_device_train_batch_size=cfg.rm_batch_size, num_train_epochs=cfg.rm_epochs,
-                learning_rate=cfg.rm_lr, lr_scheduler_type="cosine", warmup_steps=0.05, logging_steps=1,
-                save_strategy="no", report_to=[], seed=seed, data_seed=seed, use_cpu=backend.device == "cpu",
-                bf16=backend.dtype == "bfloat16", fp16=backend.dtype == "float16", disable_tqdm=True)
+    return base_args(out, seed, batch_size=cfg.rm_batch_size, epochs=cfg.rm_epochs, lr=cfg.rm_lr)
 
 
 def _save(model, out_dir, meta: dict) -> Path:
@@ -65,7 +61,9 @@ def _save(model, out_dir, meta: dict) -> Path:
 
 
 def _losses(trainer) -> list[float]:
-    return [round(float(h["loss"]), 5) for h in trainer.state.log_history if "loss" in h]
+    from .training import losses
+
+    return losses(trainer)
 
 
 # ---------------------------------------------------------------------------------------------- training

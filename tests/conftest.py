@@ -22,3 +22,13 @@ def base_policy():
     from kit.generation import Policy
 
     return Policy.load("smollm2-135m-instruct", name="base", gen=stage_config(GenerationConfig, "tiny"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_flywheel(tmp_path_factory):
+    """The main job with the tiny profile, 2 generations, run once per test session (tests/test_flywheel.py and
+    tests/test_notebooks.py read it)."""
+    from kit.flywheel import run_flywheel
+
+    return run_flywheel(str(tmp_path_factory.mktemp("flywheel") / "tiny"), profile="tiny", generations=2, seed=0,
+                        progress=False)

@@ -69,3 +69,10 @@ def test_samples_follow_the_contracts():
 
     assert len(load_conversations(samples_dir() / "conversations.jsonl")) >= 100
     assert len(load_preferences(samples_dir() / "preferences.jsonl")) >= 50
+
+
+def test_an_empty_dataset_round_trips(tmp_path):
+    from kit.data import load_dataset_dir, save_dataset
+
+    save_dataset([], tmp_path / "none")
+    assert len(load_dataset_dir(tmp_path / "none")) == 0

@@ -1,18 +1,20 @@
-"""Every notebook under notebooks/ runs top to bottom under papermill with the tiny profile."""
+"""Every notebook under notebooks/ runs top to bottom under papermill with the tiny profile: the stage notebooks
+inside a 2-generation tiny flywheel (tests/test_flywheel.py), the others on their own."""
 import json
 from pathlib import Path
 
 import pytest
 
-from kit.notebooks import execute, notebooks_dir, parameters_of
+from kit.notebooks import FINAL_NOTEBOOKS, SETUP_NOTEBOOKS, STAGE_NOTEBOOKS, execute, notebooks_dir, parameters_of
 from kit.paths import Run
 
 NOTEBOOKS = sorted(p.stem for p in notebooks_dir().glob("*.ipynb"))
 REQUIRED = {"run_dir", "generation", "profile", "seed", "model_name"}
+IN_FLYWHEEL = set(SETUP_NOTEBOOKS) | set(STAGE_NOTEBOOKS) | set(FINAL_NOTEBOOKS)
 
 
 def test_there_are_notebooks():
-    assert "00_quickstart" in NOTEBOOKS
+    assert "00_quickstart" in NOTEBOOKS and IN_FLYWHEEL <= set(NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -25,18 +27,24 @@ def test_committed_clean_with_parameters(name):
     assert nb["cells"][0]["cell_type"] == "markdown", "the top says which step, what it reads and writes"
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    return Run(tmp_path_factory.mktemp("runs") / "tiny")
+def _errors(path: Path) -> list:
+    executed = json.loads(Path(path).read_text())
+    return [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_runs_with_tiny_profile(name, tiny_run):
-    """In name order, into one run directory, as the flywheel would: each stage reads what the one before wrote
-    (03 trains on 02's annotation)."""
-    out = execute(name, tiny_run, 0, dict(run_dir=str(tiny_run.root), generation=0, profile="tiny", seed=0),
-                  progress=False)
-    executed = json.loads(Path(out).read_text())
-    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+@pytest.mark.parametrize("name", sorted(set(NOTEBOOKS) - IN_FLYWHEEL))
+def test_standalone_notebook_runs_with_tiny_profile(name, tmp_path):
+    run = Run(tmp_path / "tiny")
+    out = execute(name, run, 0, dict(run_dir=str(run.root), generation=0, profile="tiny", seed=0), progress=False)
+    assert not _errors(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(IN_FLYWHEEL))
+def test_flywheel_notebook_ran_with_tiny_profile(name, tiny_flywheel):
+    """Each stage notebook's executed copies (every generation) hold no error."""
+    copies = sorted(tiny_flywheel.root.glob(f"gen_*/notebooks/{name}*.ipynb"))
+    assert copies, f"{name} never ran in the flywheel"
+    for path in copies:
+        assert not _errors(path), path

@@ -1,0 +1,186 @@
+"""Offline evaluation (step 7 of the method): policies compared on the same held-out prompts.
+
+Each policy replies to the same prompts with the same sampling seed; the replies are measured by rule
+(instruction following, violations, style) and scored by the reward. Differences come with paired 95 %
+bootstrap intervals, resampled over prompts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .features import feature_table
+from .seeding import rng
+
+
+def steerability_rates(cards: dict, items: list[dict], replies: list[str]) -> dict:
+    """instruction_following_rate: share of (reply, instruction) checks passed; violation_rate: share of replies
+    breaking at least one of their card's instructions."""
+    broken = [cards[it["character_id"]].violations(r, it.get("user_name")) for it, r in zip(items, replies)]
+    n_inst = [len(cards[it["character_id"]].instructions) for it in items]
+    return {"replies": len(replies),
+            "instruction_following_rate": 1 - sum(map(len, broken)) / max(1, sum(n_inst)),
+            "violation_rate": float(np.mean([bool(b) for b in broken])) if broken else float("nan")}
+
+
+def per_reply(cards: dict, items: list[dict], replies: list[str]):
+    """One row per reply: following share, violated, words, emoji and the other style features."""
+    table = feature_table(replies)
+    table["following"] = [cards[it["character_id"]].following_score(r, it.get("user_name"))
+                          for it, r in zip(items, replies)]
+    table["violated"] = [bool(cards[it["character_id"]].violations(r, it.get("user_name")))
+                         for it, r in zip(items, replies)]
+    return table
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int, n_boot: int = 2000) -> dict:
+    """Mean of b - a over prompts, with a 95 % bootstrap interval (prompts resampled)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = b - a
+    if len(d) == 0:
+        return {"diff": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
+    r = rng(seed, "paired-bootstrap")
+    idx = r.integers(0, len(d), size=(n_boot, len(d)))
+    boots = d[idx].mean(axis=1)
+    return {"diff": float(d.mean()), "ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
+            "n": int(len(d))}
+
+
+def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, temperature: float | None = None) \
+        -> dict[str, list[str]]:
+    """Each policy's replies to the same prompts with the same sampling seed (whatever the policies' names)."""
+    from .generation import generate_replies
+    from .seeding import derive
+
+    prompts = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in items]
+    return {name: generate_replies(p.model, p.tokenizer, prompts, max_new_tokens=p.max_new_tokens,
+                                   temperature=p.temperature if temperature is None else temperature, top_p=p.top_p,
+                                   batch_size=p.batch_size, seed=derive(seed, "policy-eval"), desc=f"eval: {name}",
+                                   stats=p.stats)
+            for name, p in policies.items()}
+
+
+def compare(cards: dict, items: list[dict], replies: dict[str, list[str]], *, reward_fn=None, baseline: str,
+            seed: int = 0) -> dict:
+    """Per policy: steerability rates, mean reward and mean length; against `baseline`: paired differences
+    in following share and reward with 95 % intervals."""
+    out, tables, rewards = {}, {}, {}
+    for name, reps in replies.items():
+        tables[name] = per_reply(cards, items, reps)
+        out[name] = steerability_rates(cards, items, reps)
+        out[name]["mean_words"] = float(tables[name]["words"].mean())
+        out[name]["emoji_rate"] = float((tables[name]["emoji"] > 0).mean())
+        if reward_fn is not None:
+            rewards[name] = np.asarray(reward_fn(items, reps), dtype=float)
+            out[name]["mean_reward"] = float(rewards[name].mean())
+    for name in replies:
+        if name == baseline:
+            continue
+        out[name]["vs_" + baseline] = {
+            "following": paired_bootstrap(tables[baseline]["following"], tables[name]["following"], seed)}
+        if reward_fn is not None:
+            out[name]["vs_" + baseline]["reward"] = paired_bootstrap(rewards[baseline], rewards[name], seed)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- production metrics
+PRODUCTION_METRICS = ("false_refusal", "preachy", "positive_sentiment", "cooperativeness", "instruction_violation",
+                      "wall_of_text", "emoji_rate", "list_rate", "mean_length")
+COOPERATIVE_RELEVANCE = 0.25   # MiniLM cosine of message and reply at or above which a reply engages the message
+
+
+def production_metrics(world, items: list[dict], replies: list[str]) -> dict:
+    """The paper's production metrics, by rule, over replies to `items`:
+
+    false_refusal: refusals of requests that were not unsafe, per non-unsafe prompt; preachy: lecturing tone;
+    positive_sentiment: lexicon sentiment > 0.2; cooperativeness: neither a refusal nor off the point (MiniLM
+    relevance to the user's message >= 0.25), per non-unsafe prompt; instruction_violation: breaks at least one
+    of the card's rules; wall_of_text: >= 120 words in one block; emoji_rate, list_rate: share of replies with any;
+    mean_length: words."""
+    if not replies:
+        return {k: float("nan") for k in PRODUCTION_METRICS}
+    m = world.measure([dict(it, reply=r, user_message=it.get("user_message") or _last_user(it)) for it, r in
+                       zip(items, replies)])
+    safe = ~m["unsafe_prompt"].astype(bool)
+    refusal = m["refusal"].astype(bool)
+    coop = (~refusal) & (m["relevance"] >= COOPERATIVE_RELEVANCE)
+    mean = lambda s: float(s.mean()) if len(s) else float("nan")  # noqa: E731
+    return {"false_refusal": mean(refusal[safe]), "preachy": mean(m["preachy"].astype(float)),
+            "positive_sentiment": mean(m["positive"].astype(float)), "cooperativeness": mean(coop[safe]),
+            "instruction_violation": mean((m["violations"] > 0).astype(float)),
+            "wall_of_text": mean(m["wall_of_text"].astype(float)), "emoji_rate": mean((m["emoji"] > 0).astype(float)),
+            "list_rate": mean(m["has_list"].astype(float)), "mean_length": mean(m["words"].astype(float))}
+
+
+def _last_user(item: dict) -> str:
+    users = [m["content"] for m in item.get("history", []) if m["role"] == "user"]
+    return users[-1] if users else ""
+
+
+# ---------------------------------------------------------------------------------------------- win rates
+def win_rates(items: list[dict], candidate_reward, deployed_reward, judge_prob=None) -> dict:
+    """Candidate vs deployed, per source (user, internal) and overall. Pointwise: the candidate's reply scores
+    higher (a tie counts half); pairwise: the judge's p(candidate better) > 0.5 (0.5 counts half)."""
+    cand, dep = np.asarray(candidate_reward, float), np.asarray(deployed_reward, float)
+    sources = np.array([it.get("source", "user") for it in items])
+    point = np.where(cand > dep, 1.0, np.where(cand == dep, 0.5, 0.0))
+    pair = None if judge_prob is None else np.where(np.asarray(judge_prob) > 0.5, 1.0,
+                                                    np.where(np.asarray(judge_prob) == 0.5, 0.5, 0.0))
+    out = {}
+    for name, wins in (("pointwise", point), ("pairwise", pair)):
+        if wins is None:
+            continue
+        out[name] = {}
+        for src in ("user", "internal", "all"):
+            mask = np.ones(len(wins), bool) if src == "all" else sources == src
+            out[name][src] = float(wins[mask].mean()) if mask.any() else None
+            out[name][f"n_{src}"] = int(mask.sum())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the gate
+def gate(candidate: dict, deployed: dict, wins: dict, *, max_win_rate: float = 0.65, min_win_rate: float = 0.5,
+         max_divergence: float = 0.15, following_tolerance: float = 0.02, violation_tolerance: float = 0.03) -> dict:
+    """The deployment gate, with the paper's overfit guard. Blocks promotion when:
+
+    * the pointwise win rate on user traffic is above `max_win_rate` (a proxy won too easily: overfitting to the
+      reward model), or below `min_win_rate` (the candidate is not better by its own reward);
+    * user and internal win rates diverge by more than `max_divergence` (the gain does not generalise);
+    * instruction following falls, or the violation rate rises, beyond the tolerances.
+
+    Returns {"promote": bool, "reasons": [...]}; every check adds a reason, passed or not."""
+    reasons, ok = [], True
+    pw = wins.get("pointwise", {})
+    user, internal = pw.get("user"), pw.get("internal")
+    rate = user if user is not None else pw.get("all")
+    if rate is None:
+        ok = False
+        reasons.append("BLOCK: no win rate")
+    elif rate > max_win_rate:
+        ok = False
+        reasons.append(f"BLOCK: win rate {rate:.0%} > {max_win_rate:.0%}: overfitting to the reward model suspected")
+    elif rate < min_win_rate:
+        ok = False
+        reasons.append(f"BLOCK: win rate {rate:.0%} < {min_win_rate:.0%}: not better by its own reward")
+    else:
+        reasons.append(f"pass: win rate {rate:.0%} within [{min_win_rate:.0%}, {max_win_rate:.0%}]")
+    if user is not None and internal is not None:
+        gap = abs(user - internal)
+        if gap > max_divergence:
+            ok = False
+            reasons.append(f"BLOCK: user {user:.0%} vs internal {internal:.0%} win rates diverge by {gap:.0%} "
+                           f"> {max_divergence:.0%}")
+        else:
+            reasons.append(f"pass: user {user:.0%} vs internal {internal:.0%} (gap {gap:.0%})")
+    f_new, f_old = candidate["instruction_following_rate"], deployed["instruction_following_rate"]
+    if f_new < f_old - following_tolerance:
+        ok = False
+        reasons.append(f"BLOCK: instruction following fell {f_old:.1%} -> {f_new:.1%}")
+    else:
+        reasons.append(f"pass: instruction following {f_old:.1%} -> {f_new:.1%}")
+    v_new, v_old = candidate["violation_rate"], deployed["violation_rate"]
+    if v_new > v_old + violation_tolerance:
+        ok = False
+        reasons.append(f"BLOCK: violation rate rose {v_old:.1%} -> {v_new:.1%}")
+    else:
+        reasons.append(f"pass: violation rate {v_old:.1%} -> {v_new:.1%}")
+    return {"promote": ok, "reasons": reasons}

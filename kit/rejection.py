@@ -1,0 +1,154 @@
+"""Rejection sampling (step 4 of the method): the SFT set, rebuilt every generation from the latest curated traffic.
+
+For each training prompt a pool of candidates:
+
+* the reply logged in traffic (what the deployed policy said);
+* the current policy sampled again at each of a few temperatures;
+* the base model, when the current policy is not the base model already;
+* a prompted expert rewrite of the logged reply.
+
+Every candidate is scored by the composite reward (notebook 03's pointwise model, plus any user-signal auxiliary
+given a weight) and by the card's instruction checkers. The selection score is the reward, standardised over the
+whole candidate table, plus `rs_follow_weight` times the share of the card's rules the reply follows; the best
+candidate of each prompt is kept unless it follows fewer than `rs_min_following` of its rules. Because the
+prompts come from the newest traffic and most candidates from the current policy, the set stays near-policy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .annotation import EXPERT_REWRITE, assert_no_pii
+from .errors import KitError
+from .privacy import redact
+from .seeding import rng
+
+
+def pick_prompts(items: list[dict], n: int, seed: int, key: str = "rs") -> list[dict]:
+    """A seeded sample of at most n prompts, in their original order."""
+    if len(items) <= n:
+        return list(items)
+    keep = sorted(rng(seed, "pick-prompts", key).choice(len(items), size=n, replace=False).tolist())
+    return [items[i] for i in keep]
+
+
+def candidates(cards: dict, items: list[dict], policy, cfg, *, seed: int, base=None) -> list[list[dict]]:
+    """Per item, the candidate replies with their origin: [{"reply", "origin"}, ...]. `policy` is the current
+    policy (kit.generation.Policy), `base` the base model's Policy or None."""
+    prompts = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in items]
+    out: list[list[dict]] = [[] for _ in items]
+    for i, it in enumerate(items):
+        if it.get("reply", "").strip():
+            out[i].append({"reply": it["reply"], "origin": "logged"})
+    for t in cfg.rs_temperatures:
+        replies = policy.reply(prompts, seed_key=f"rs-{seed}-{t}", temperature=t, desc=f"candidates: policy T={t}")
+        for i, r in enumerate(replies):
+            out[i].append({"reply": r, "origin": f"policy@T{t:g}"})
+    if base is not None and cfg.rs_include_base:
+        replies = base.reply(prompts, seed_key=f"rs-base-{seed}", desc="candidates: base model")
+        for i, r in enumerate(replies):
+            out[i].append({"reply": r, "origin": "base"})
+    if cfg.rs_include_rewrite:
+        idx = [i for i, it in enumerate(items) if it.get("reply", "").strip()]
+        asks = [cards[items[i]["character_id"]].prompt(
+            items[i]["history"] + [{"role": "user", "content": EXPERT_REWRITE.format(reply=items[i]["reply"])}],
+            items[i].get("user_name")) for i in idx]
+        for i, r in zip(idx, policy.reply(asks, seed_key=f"rs-rewrite-{seed}", desc="candidates: expert rewrites")):
+            out[i].append({"reply": r, "origin": "expert-rewrite"})
+    for cands in out:   # nothing identifiable reaches training, even if a model echoes it
+        for c in cands:
+            c["reply"] = redact(c["reply"])[0].strip()
+    return out
+
+
+def score_candidates(cards: dict, items: list[dict], cands: list[list[dict]], reward_fn) -> "pd.DataFrame":
+    """One row per candidate: item index, origin, reply, composite reward, instruction following, violations.
+    `reward_fn(items, replies) -> array` is the composite reward (see `composite_reward_fn`)."""
+    import pandas as pd
+
+    rows = []
+    for i, (it, cs) in enumerate(zip(items, cands)):
+        card = cards[it["character_id"]]
+        for c in cs:
+            if not c["reply"]:
+                continue
+            rows.append({"item": i, "prompt_id": it.get("prompt_id"), "character_id": it["character_id"],
+                         "origin": c["origin"], "reply": c["reply"],
+                         "following": card.following_score(c["reply"], it.get("user_name")),
+                         "violations": len(card.violations(c["reply"], it.get("user_name")))})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        raise KitError("rejection sampling: every candidate came back empty")
+    table["reward"] = reward_fn([items[i] for i in table["item"]], table["reply"].tolist())
+    return table
+
+
+def select(table, follow_weight: float = 2.0, min_following: float = 0.0):
+    """Mark each prompt's best candidate (`selected`) by z(reward) + follow_weight * following."""
+    table = table.copy()
+    sd = float(table["reward"].std()) or 1.0
+    table["score"] = (table["reward"] - table["reward"].mean()) / sd + follow_weight * table["following"]
+    best = table.groupby("item")["score"].idxmax()
+    table["selected"] = False
+    table.loc[best.to_numpy(), "selected"] = True
+    table.loc[table["following"] < min_following - 1e-9, "selected"] = False
+    return table
+
+
+def sft_records(items: list[dict], table) -> list[dict]:
+    """The kept candidates as SFT examples: the conversation so far and the reply, conversational form."""
+    out = []
+    for row in table[table["selected"]].itertuples():
+        it = items[row.item]
+        out.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in it["history"]
+                               if m["role"] != "system"],
+                    "completion": [{"role": "assistant", "content": row.reply}],
+                    "character_id": it["character_id"], "user_name": it.get("user_name"),
+                    "source": it.get("source", "user"), "prompt_id": it.get("prompt_id"), "origin": row.origin,
+                    "reward": float(row.reward), "following": float(row.following)})
+    assert_no_pii(out, "rejection sampling")
+    return out
+
+
+def rewrite_records(pairs: list[dict]) -> list[dict]:
+    """The raters' compliant rewrites from annotation (the chosen side of steerability pairs) as SFT examples."""
+    out = [{"prompt": p["prompt"], "completion": p["chosen"], "character_id": p["character_id"],
+            "user_name": p.get("user_name"), "source": p.get("source", "user"), "prompt_id": p.get("prompt_id"),
+            "origin": "rater-rewrite", "reward": float("nan"), "following": float("nan")}
+           for p in pairs if p.get("origin") == "steerability-rewrite"]
+    assert_no_pii(out, "rater rewrites")
+    return out
+
+
+def composite_reward_fn(cards: dict, pointwise, signals: dict | None = None, weights: dict | None = None,
+                        batch_size: int = 16, progress: bool = True):
+    """reward_fn(items, replies) for score_candidates, RL and evaluation: the pointwise score plus the weighted
+    signal auxiliaries (kit.rewards.composite_reward)."""
+    from .rewards import composite_reward
+
+    def reward_fn(items, replies):
+        base = pointwise.score_replies(cards, items, replies, batch_size=batch_size, progress=progress)
+        probs = {}
+        for name, w in (weights or {}).items():
+            if w:
+                if not signals or name not in signals:
+                    raise KitError(f"composite reward: weight for {name!r} but no {name} model")
+                logit = signals[name].score_replies(cards, items, replies, batch_size=batch_size, progress=progress)
+                probs[name] = 1.0 / (1.0 + np.exp(-logit))
+        return composite_reward(base, probs, weights)
+
+    return reward_fn
+
+
+def report(table) -> dict:
+    """What rejection sampling did: per origin, candidates, share kept, mean reward and following."""
+    by = table.groupby("origin").agg(candidates=("reply", "size"), kept=("selected", "sum"),
+                                     mean_reward=("reward", "mean"), mean_following=("following", "mean"))
+    kept = table[table["selected"]]
+    return {"prompts": int(table["item"].nunique()), "candidates": int(len(table)), "kept": int(len(kept)),
+            "kept_mean_reward": float(kept["reward"].mean()) if len(kept) else None,
+            "all_mean_reward": float(table["reward"].mean()),
+            "kept_following": float(kept["following"].mean()) if len(kept) else None,
+            "all_following": float(table["following"].mean()),
+            "kept_violation_rate": float((kept["violations"] > 0).mean()) if len(kept) else None,
+            "all_violation_rate": float((table["violations"] > 0).mean()),
+            "by_origin": {k: {c: float(v) for c, v in row.items()} for k, row in by.iterrows()}}

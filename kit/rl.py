@@ -1,0 +1,190 @@
+"""Online RL (step 6 of the method): single-turn, the history fixed, only the final reply optimised.
+
+Two algorithms behind one parameter, `rl_algorithm`:
+
+* `grpo`: TRL's GRPOTrainer, a group of samples per prompt, reward = the composite reward (the pointwise reward
+  model, plus the user-signal auxiliaries given a weight). Its loss type and KL coefficient are always set
+  explicitly: Unsloth switches TRL's defaults to `loss_type="dapo"` and `beta=0.0`, which removes the KL term,
+  and the overfitting lesson needs the KL term as a knob.
+* `online_dpo`: sample several replies per prompt from the current policy, rank them with the reward, take a DPO
+  step on (best, worst), repeat. The reference stays the policy RL started from.
+
+Either way the policy starts from the generation's latest adapter (SFT, or SFT + DPO patch); the frozen copy of
+that adapter is the reference, so there is never a second model in memory.
+
+RL prompts are chosen near-policy: where the current policy's own samples (rejection sampling's candidate table)
+score low or disagree most. `rl_near_policy=False` draws them at random instead, for the `off_policy` lesson.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+
+import numpy as np
+
+from .errors import KitError, ParameterError
+from .seeding import rng
+from .training import base_args, history, losses, save_adapter
+
+GRPO_CURVES = ("reward", "reward_std", "kl", "completions/mean_length", "entropy", "loss")
+
+
+def near_policy_prompts(items: list[dict], rs_table, n: int, seed: int, near_policy: bool = True) -> tuple[list, dict]:
+    """Pick n RL prompts. Near-policy: rank prompts by how low the policy's samples score and by how much they
+    vary; a prompt's priority is the better of its two ranks. Returns (items, report)."""
+    if n >= len(items):
+        return list(items), {"chosen_by": "all", "prompts": len(items)}
+    if not near_policy or rs_table is None or not len(rs_table):
+        keep = sorted(rng(seed, "rl-prompts").choice(len(items), size=n, replace=False).tolist())
+        return [items[i] for i in keep], {"chosen_by": "random", "prompts": n}
+    own = rs_table[rs_table["origin"].str.startswith("policy@")]
+    stats = own.groupby("item")["reward"].agg(["mean", "std"]).fillna(0.0)
+    priority = np.maximum(stats["mean"].rank(pct=True, ascending=False), stats["std"].rank(pct=True))
+    order = priority.sort_values(ascending=False, kind="stable").index.tolist()[:n]
+    if len(order) < n:   # prompts without policy samples fill in at random
+        rest = [i for i in range(len(items)) if i not in set(order)]
+        extra = rng(seed, "rl-prompts-fill").choice(len(rest), size=n - len(order), replace=False)
+        order += [rest[i] for i in extra]
+    chosen = sorted(order)
+    report = {"chosen_by": "near-policy (low or varied reward)", "prompts": n,
+              "mean_reward_chosen": float(stats.loc[[i for i in chosen if i in stats.index], "mean"].mean()),
+              "mean_reward_all": float(stats["mean"].mean()),
+              "reward_sd_chosen": float(stats.loc[[i for i in chosen if i in stats.index], "std"].mean()),
+              "reward_sd_all": float(stats["std"].mean())}
+    return [items[i] for i in chosen], report
+
+
+def _rows(items: list[dict], cards: dict) -> list[dict]:
+    return [{"prompt": cards[it["character_id"]].prompt(it["history"], it.get("user_name")),
+             "character_id": it["character_id"], "user_name": it.get("user_name") or "",
+             "history": [{"role": m["role"], "content": m["content"]} for m in it["history"] if m["role"] != "system"]}
+            for it in items]
+
+
+def reward_function(reward_fn):
+    """The composite reward as a TRL reward function (called with the dataset's columns as keyword lists)."""
+    def rm_reward(prompts, completions, character_id, user_name, history, **_):
+        items = [{"character_id": c, "user_name": u or None, "history": h}
+                 for c, u, h in zip(character_id, user_name, history)]
+        replies = [c[0]["content"] if isinstance(c, list) else str(c) for c in completions]
+        return [float(x) for x in reward_fn(items, replies)]
+
+    return rm_reward
+
+
+def train(model_name: str, start_adapter, items: list[dict], cards: dict, reward_fn, out_dir, cfg, seed: int) -> dict:
+    if cfg.rl_algorithm == "grpo":
+        return train_grpo(model_name, start_adapter, items, cards, reward_fn, out_dir, cfg, seed)
+    if cfg.rl_algorithm == "online_dpo":
+        return train_online_dpo(model_name, start_adapter, items, cards, reward_fn, out_dir, cfg, seed)
+    raise ParameterError("rl_algorithm", "grpo or online_dpo (none skips RL)", cfg.rl_algorithm)
+
+
+def _start(model_name, start_adapter, cfg, seed):
+    from .models import load_policy
+
+    if start_adapter is None:
+        raise KitError("RL starts from the generation's SFT (or DPO) adapter; run notebook 04 first")
+    return load_policy(model_name, start_adapter, trainable=True, max_seq_length=cfg.sft_max_length, seed=seed)
+
+
+def train_grpo(model_name: str, start_adapter, items: list[dict], cards: dict, reward_fn, out_dir, cfg,
+               seed: int) -> dict:
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .models import choose_backend
+
+    model, tok = _start(model_name, start_adapter, cfg, seed)
+    k = cfg.rl_num_generations
+    with tempfile.TemporaryDirectory() as tmp:
+        args = GRPOConfig(loss_type=cfg.rl_loss_type, beta=cfg.rl_beta, num_generations=k,
+                          max_completion_length=cfg.max_new_tokens, temperature=cfg.rl_temperature, top_p=1.0,
+                          scale_rewards="group",
+                          **base_args(tmp, seed, batch_size=cfg.rl_prompts_per_step * k, lr=cfg.rl_lr,
+                                      max_steps=cfg.rl_steps))
+        trainer = GRPOTrainer(model=model, reward_funcs=reward_function(reward_fn), args=args,
+                              train_dataset=Dataset.from_list(_rows(items, cards)), processing_class=tok)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    backend = choose_backend(quiet=True)
+    reference = "adapter 'ref' (frozen copy of the start adapter)" if "ref" in trainer.model.peft_config else \
+        ("none (beta = 0: no KL term)" if cfg.rl_beta == 0 else "base model (adapters disabled)")
+    save_adapter(trainer.model, out_dir, {"stage": "rl", "algorithm": "grpo", "base_model": model_name,
+                                          "start_adapter": str(start_adapter), "loss_type": cfg.rl_loss_type,
+                                          "beta": cfg.rl_beta, "reference": reference, "backend": backend.name,
+                                          "seed": seed})
+    curves = history(trainer, GRPO_CURVES)
+    curves["length"] = curves.pop("completions/mean_length", [])
+    return {"algorithm": "grpo", "steps": cfg.rl_steps, "loss_type": cfg.rl_loss_type, "beta": cfg.rl_beta,
+            "reference": reference, "curves": curves, "seconds": seconds, "backend": backend.name}
+
+
+def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: dict, reward_fn, out_dir, cfg,
+                     seed: int) -> dict:
+    """Rounds of: sample rl_num_generations replies per prompt, rank by reward, one DPO step on (best, worst)."""
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    from .dpo import dpo_config
+    from .generation import generate_replies
+    from .models import choose_backend
+
+    if cfg.rl_beta <= 0:
+        raise ParameterError("rl_beta", "> 0 for online_dpo (it is DPO's beta)", cfg.rl_beta)
+    model, tok = _start(model_name, start_adapter, cfg, seed)
+    anchor = {n: p.detach().clone() for n, p in model.named_parameters() if ".default." in n}
+    curves: dict[str, list[float]] = {"reward": [], "reward_std": [], "kl": [], "length": [], "loss": []}
+    start = time.perf_counter()
+    order = rng(seed, "online-dpo-order").permutation(len(items)).tolist()
+    for step in range(cfg.rl_steps):
+        pick = [items[order[(step * cfg.rl_prompts_per_step + j) % len(items)]] for j in range(cfg.rl_prompts_per_step)]
+        convs = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in pick]
+        k = cfg.rl_num_generations
+        model.eval()
+        replies = generate_replies(model, tok, [c for c in convs for _ in range(k)], max_new_tokens=cfg.max_new_tokens,
+                                   temperature=cfg.rl_temperature, top_p=1.0, batch_size=cfg.gen_batch_size,
+                                   seed=seed * 100003 + step, progress=False)
+        rewards = np.asarray(reward_fn([it for it in pick for _ in range(k)], replies), dtype=float).reshape(-1, k)
+        curves["reward"].append(float(rewards.mean()))
+        curves["reward_std"].append(float(rewards.std(axis=1).mean()))
+        curves["length"].append(float(np.mean([len(tok(r)["input_ids"]) for r in replies])))
+        pairs = []
+        for j, it in enumerate(pick):
+            hi, lo = int(rewards[j].argmax()), int(rewards[j].argmin())
+            if rewards[j, hi] > rewards[j, lo] and replies[j * k + hi] != replies[j * k + lo]:
+                pairs.append({"prompt": convs[j], "chosen": [{"role": "assistant", "content": replies[j * k + hi]}],
+                              "rejected": [{"role": "assistant", "content": replies[j * k + lo]}]})
+        if not pairs:
+            continue
+        if "ref" in model.peft_config:
+            model.delete_adapter("ref")
+        with tempfile.TemporaryDirectory() as tmp:
+            args = dpo_config(tmp, seed + step, beta=cfg.rl_beta, lr=cfg.rl_lr, batch_size=len(pairs), max_steps=1,
+                              max_length=cfg.sft_max_length, schedule="constant", warmup=0.0)
+            trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(pairs), processing_class=tok)
+            for name, value in anchor.items():   # the reference stays the policy RL started from
+                trainer.model.get_parameter(name.replace(".default.", ".ref.")).data.copy_(value)
+            trainer.train()
+        model = trainer.model
+        step_log = [h for h in trainer.state.log_history if "loss" in h]
+        if step_log:
+            h = step_log[-1]
+            curves["loss"].append(float(h["loss"]))
+            # DPO's implicit rewards are beta * log(pi/pi_ref); on the policy's own samples their mean / beta
+            # estimates the KL to the reference
+            curves["kl"].append(float((h.get("rewards/chosen", 0.0) + h.get("rewards/rejected", 0.0))
+                                      / (2 * cfg.rl_beta)))
+    seconds = time.perf_counter() - start
+    backend = choose_backend(quiet=True)
+    save_adapter(model, out_dir, {"stage": "rl", "algorithm": "online_dpo", "base_model": model_name,
+                                  "start_adapter": str(start_adapter), "beta": cfg.rl_beta,
+                                  "reference": "adapter 'ref' (frozen copy of the start adapter)",
+                                  "backend": backend.name, "seed": seed})
+    return {"algorithm": "online_dpo", "steps": cfg.rl_steps, "beta": cfg.rl_beta, "curves": curves,
+            "reference": "adapter 'ref' (frozen copy of the start adapter)", "seconds": seconds,
+            "backend": backend.name, "loss": curves["loss"]}
+
+
+__all__ = ["near_policy_prompts", "reward_function", "train", "train_grpo", "train_online_dpo", "losses"]

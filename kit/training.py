@@ -1,0 +1,82 @@
+"""What every trainer in the kit shares: arguments that follow the backend, adapter saving, loss histories,
+token counting.
+
+TRL and transformers trainers get the same base arguments (device, precision, seeds, no checkpoints, no
+reporting), so a stage differs from another only in what it trains on and its own knobs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .paths import atomic_path, write_json
+
+ADAPTER_META = "kit_policy.json"
+
+
+def base_args(out: str, seed: int, *, batch_size: int, epochs: float | None = None, lr: float,
+              max_steps: int | None = None, schedule: str = "cosine", warmup: float = 0.05) -> dict:
+    """Arguments shared by every trainer. `out` is a scratch folder (nothing is checkpointed there).
+    A single-step trainer (online DPO's rounds) needs `schedule="constant", warmup=0`: with any warm-up its only
+    step would run at learning rate 0."""
+    from .models import choose_backend
+
+    backend = choose_backend(quiet=True)
+    args = dict(output_dir=out, per_device_train_batch_size=batch_size, gradient_accumulation_steps=1,
+                learning_rate=lr, lr_scheduler_type=schedule, warmup_steps=warmup, logging_steps=1,
+                save_strategy="no", report_to=[], seed=seed, data_seed=seed, use_cpu=backend.device == "cpu",
+                bf16=backend.dtype == "bfloat16", fp16=backend.dtype == "float16", disable_tqdm=True)
+    if max_steps is not None:
+        args["max_steps"] = max_steps
+    if epochs is not None:
+        args["num_train_epochs"] = epochs
+    return args
+
+
+def losses(trainer, key: str = "loss") -> list[float]:
+    return [round(float(h[key]), 5) for h in trainer.state.log_history if key in h]
+
+
+def history(trainer, keys: tuple[str, ...]) -> dict[str, list[float]]:
+    """Per logged step, each of `keys` that the trainer logged (reward, kl, completion length, ...)."""
+    out = {}
+    for key in keys:
+        values = [float(h[key]) for h in trainer.state.log_history if key in h and "train_runtime" not in h]
+        if values:
+            out[key] = [round(v, 5) for v in values]
+    return out
+
+
+def save_adapter(model, out_dir, meta: dict, *, adapter_name: str = "default") -> Path:
+    """Save one PEFT adapter (safetensors) and the kit's note beside it, atomically. Only `adapter_name` is
+    saved: the frozen reference copies TRL adds while training ("ref") stay out of the artifact."""
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True, selected_adapters=[adapter_name])
+        sub = tmp / adapter_name
+        if adapter_name != "default" and sub.is_dir():   # PEFT nests non-default adapters in a subfolder
+            for f in sub.iterdir():
+                f.rename(tmp / f.name)
+            sub.rmdir()
+        write_json(tmp / ADAPTER_META, meta)
+    return Path(out_dir)
+
+
+def export_merged(model_name: str, adapter_dir, out_dir) -> Path:
+    """Base + adapter merged into one full model folder (safetensors), with the tokenizer."""
+    from .models import choose_backend, load_policy
+
+    backend = choose_backend(quiet=True)
+    if backend.load_in_4bit:
+        from .models import Backend
+
+        # merging into 4-bit weights would round the adapter away: merge on a full-precision copy
+        backend = Backend("transformers-cpu", "cpu", "float32", False)
+    model, tok = load_policy(model_name, adapter_dir, backend=backend)
+    merged = model.merge_and_unload()
+    with atomic_path(out_dir) as tmp:
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+    return Path(out_dir)
+
+
+def count_tokens(dataset, column: str = "input_ids") -> int:
+    return int(sum(len(x) for x in dataset[column])) if column in dataset.column_names else 0

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from kit import abtest
+from kit.errors import KitError
+
+
+def test_assignment_is_stable_and_split_as_designed():
+    ids = [f"u-{i:05d}" for i in range(20000)]
+    a = abtest.assign(ids, "gen1", 0.1)
+    assert a == abtest.assign(ids, "gen1", 0.1)
+    counts = {arm: sum(v == arm for v in a.values()) for arm in abtest.ARMS}
+    assert abs(counts["control"] - 2000) < 200 and abs(counts["treatment"] - 2000) < 200
+    assert abtest.assign(ids, "gen2", 0.1) != a, "a new salt reshuffles"
+    with pytest.raises(KitError):
+        abtest.assign(ids, "x", 0.7)
+
+
+def _events():
+    ev = []
+    # control: 2 users over 2 days; u1 active both days with 2 messages each, u2 active day 0 with 1 message
+    for uid, arm, days in (("u1", "control", {0: 2, 1: 2}), ("u2", "control", {0: 1}),
+                           ("u3", "treatment", {0: 3, 1: 3}), ("u4", "treatment", {1: 2})):
+        ev.append({"type": "exposure", "user_id": uid, "arm": arm, "day": min(days)})
+        for d, n in days.items():
+            ev += [{"type": "message", "user_id": uid, "arm": arm, "day": d}] * n
+    return ev
+
+
+def test_analysis_computes_the_stated_definitions():
+    out = abtest.analyse(_events(), n_boot=200)
+    # breadth = active user-days / (exposed users x days); depth = messages / active user-days
+    assert out["breadth"]["control"] == pytest.approx(3 / 4)
+    assert out["breadth"]["treatment"] == pytest.approx(3 / 4)
+    assert out["depth"]["control"] == pytest.approx(5 / 3)
+    assert out["depth"]["treatment"] == pytest.approx(8 / 3)
+    assert out["depth"]["lift"] == pytest.approx(0.6)
+    assert out["exposed"] == {"control": 2, "treatment": 2} and out["srm_p_value"] == pytest.approx(1.0)
+    daily = abtest.daily(_events())
+    assert daily.loc[(daily.day == 1) & (daily.arm == "treatment"), "active"].item() == 2
+
+
+def test_analysis_rejects_a_user_in_both_arms():
+    ev = _events() + [{"type": "message", "user_id": "u1", "arm": "treatment", "day": 1}]
+    with pytest.raises(KitError, match="both arms"):
+        abtest.analyse(ev)
+
+
+def test_srm_check_flags_a_skewed_split():
+    ev = [{"type": "exposure", "user_id": f"c{i}", "arm": "control", "day": 0} for i in range(600)]
+    ev += [{"type": "exposure", "user_id": f"t{i}", "arm": "treatment", "day": 0} for i in range(400)]
+    ev += [{"type": "message", "user_id": "c0", "arm": "control", "day": 0},
+           {"type": "message", "user_id": "t0", "arm": "treatment", "day": 0}]
+    out = abtest.analyse(ev, n_boot=50)
+    assert out["srm_p_value"] < 1e-6 and out["srm"].startswith("MISMATCH")
+
+
+def test_better_replies_raise_depth_in_the_simulated_world():
+    """The simulator's direction, with the world's truth: replies users like keep sessions going."""
+    from kit.world.world import World
+
+    world = World.build(seed=0, n_users=3000)
+    pool = abtest.prompt_pool(world, per_card=2, seed=0)
+
+    class Fixed:
+        def __init__(self, make):
+            self.make = make
+
+        def reply(self, prompts, **_):
+            return [self.make(i) for i in range(len(prompts))]
+
+    good = lambda i: world.cards[pool[i]["character_id"]].enforce(  # noqa: E731
+        "Oh, that sounds lovely! Tell me more, what happened next?", pool[i]["user_name"])
+    bad = lambda i: ("As an AI language model, I must remind you that it is important to remember to be "  # noqa: E731
+                     "respectful. " * 6)
+    cache = abtest.cache_replies(world, pool, {"control": Fixed(bad), "treatment": Fixed(good)}, samples=1, seed=0)
+    assignment = abtest.assign(world.population.user_ids, "test", 0.3)
+    events = abtest.simulate(world, cache, pool, assignment, days=4, seed=0)
+    out = abtest.analyse(events, n_boot=300)
+    assert out["depth"]["lift"] > 0.1 and out["depth"]["ci95"][0] > 0
+    assert out["breadth"]["lift"] > 0
+    assert out["srm_p_value"] > 0.001
+    assert abtest.simulate(world, cache, pool, assignment, days=4, seed=0) == events, "same seed, same log"

@@ -1,0 +1,78 @@
+import pandas as pd
+import pytest
+
+from kit import rejection
+from kit.errors import KitError
+
+
+def _table():
+    return pd.DataFrame({
+        "item": [0, 0, 0, 1, 1], "prompt_id": ["a", "a", "a", "b", "b"], "character_id": ["c"] * 5,
+        "origin": ["logged", "policy@T0.7", "expert-rewrite", "logged", "policy@T1"],
+        "reply": ["r0", "r1", "r2", "r3", "r4"], "following": [0.5, 1.0, 0.5, 0.0, 0.25],
+        "violations": [1, 0, 1, 2, 1], "reward": [2.0, 0.0, 1.0, 5.0, -5.0]})
+
+
+def test_select_keeps_one_best_per_prompt_by_reward_and_following():
+    t = rejection.select(_table(), follow_weight=0.0)
+    assert t.groupby("item")["selected"].sum().tolist() == [1, 1]
+    assert t.loc[t.selected, "reply"].tolist() == ["r0", "r3"]          # reward alone
+    t = rejection.select(_table(), follow_weight=20.0)
+    assert t.loc[t.selected, "reply"].tolist() == ["r1", "r4"]          # following dominates
+    t = rejection.select(_table(), follow_weight=0.0, min_following=0.4)
+    assert t.loc[t.selected, "reply"].tolist() == ["r0"]                # prompt 1's best follows too little
+
+
+def test_report_and_sft_records():
+    t = rejection.select(_table(), follow_weight=0.0)
+    rep = rejection.report(t)
+    assert rep["prompts"] == 2 and rep["candidates"] == 5 and rep["kept"] == 2
+    assert rep["kept_mean_reward"] == pytest.approx(3.5)
+    assert rep["by_origin"]["logged"]["kept"] == 2
+    items = [{"history": [{"role": "user", "content": "hi"}], "character_id": "c", "user_name": "Ann",
+              "source": "user", "prompt_id": "a"},
+             {"history": [{"role": "user", "content": "yo"}], "character_id": "c", "user_name": None,
+              "source": "internal", "prompt_id": "b"}]
+    recs = rejection.sft_records(items, t)
+    assert [r["completion"][0]["content"] for r in recs] == ["r0", "r3"]
+    assert recs[0]["prompt"] == [{"role": "user", "content": "hi"}] and recs[1]["source"] == "internal"
+
+
+def test_sft_records_refuse_personal_data():
+    t = rejection.select(_table(), follow_weight=0.0)
+    t.loc[t.selected, "reply"] = "call me at 415-555-0132 or mail ann.lee@example.com"
+    items = [{"history": [{"role": "user", "content": "hi"}], "character_id": "c"}] * 2
+    with pytest.raises(KitError, match="personal data"):
+        rejection.sft_records(items, t)
+
+
+def test_rewrite_records_take_only_steerability_rewrites():
+    pairs = [{"prompt": [{"role": "user", "content": "x"}], "chosen": [{"role": "assistant", "content": "good"}],
+              "rejected": [{"role": "assistant", "content": "bad"}], "character_id": "c", "origin": o}
+             for o in ("steerability-rewrite", "logged-vs-expert-rewrite")]
+    recs = rejection.rewrite_records(pairs)
+    assert len(recs) == 1 and recs[0]["completion"][0]["content"] == "good"
+
+
+def test_pick_prompts_is_seeded_and_ordered():
+    items = [{"i": i} for i in range(50)]
+    a, b = rejection.pick_prompts(items, 10, 0), rejection.pick_prompts(items, 10, 0)
+    assert a == b and [x["i"] for x in a] == sorted(x["i"] for x in a)
+    assert rejection.pick_prompts(items, 10, 1) != a
+    assert len(rejection.pick_prompts(items, 99, 0)) == 50
+
+
+@pytest.mark.slow
+def test_candidates_come_from_every_origin(world, base_policy):
+    from kit.config import PolicyConfig, stage_config
+    from kit.data import load_conversations
+    from kit.paths import samples_dir
+    from kit.world.traffic import turns
+
+    items = turns(load_conversations(samples_dir() / "conversations.jsonl"))[:3]
+    cfg = stage_config(PolicyConfig, "tiny")
+    cands = rejection.candidates(world.cards, items, base_policy, cfg, seed=0, base=base_policy)
+    origins = {c["origin"] for c in cands[0]}
+    assert origins == {"logged", "policy@T0.7", "policy@T1", "base", "expert-rewrite"}
+    table = rejection.score_candidates(world.cards, items, cands, lambda its, reps: [float(len(r)) for r in reps])
+    assert set(table["item"]) == {0, 1, 2} and table["following"].between(0, 1).all()

@@ -1,0 +1,66 @@
+"""SFT: the loss falls on the assistant's reply and its end-of-turn token, nothing else; one BOS; the adapter
+loads with PEFT's AutoPeftModelForCausalLM."""
+import tempfile
+
+import pytest
+
+from kit import sft
+from kit.config import PolicyConfig, stage_config
+
+REPLY = "Ahoy, Ann! The tide is turning; shall we sail?"
+
+
+def _records(n=4):
+    return [{"prompt": [{"role": "user", "content": f"hello there, number {i}"}],
+             "completion": [{"role": "assistant", "content": REPLY}], "character_id": "captain_rook",
+             "user_name": "Ann"} for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def cards(world):
+    assert "captain_rook" in world.cards, sorted(world.cards)
+    return world.cards
+
+
+@pytest.mark.slow
+def test_loss_mask_covers_only_the_reply_and_its_end_of_turn(cards):
+    from kit.models import load_policy
+
+    cfg = stage_config(PolicyConfig, "tiny")
+    model, tok = load_policy("smollm2-135m-instruct", trainable=True)
+    rows = sft.examples(_records(2), cards)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = sft.make_trainer(model, tok, rows, cfg, 0, tmp)
+        batch = trainer.data_collator([trainer.train_dataset[0]])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    learned = [t for t, lab in zip(ids, labels) if lab != -100]
+    assert all(lab in (-100, t) for t, lab in zip(ids, labels))
+    text = tok.decode(learned)
+    assert text.strip() == REPLY + tok.eos_token, text            # the reply, then <|im_end|>: EOS is learned
+    assert learned.count(tok.eos_token_id) == 1
+    first = next(i for i, lab in enumerate(labels) if lab != -100)
+    prompt_text = tok.decode(ids[:first])
+    assert prompt_text.endswith("<|im_start|>assistant\n")      # everything before is the prompt, unlearned
+    assert "hello there, number 0" in prompt_text and "Rules you always follow" in prompt_text
+    assert ids[0] == tok.convert_tokens_to_ids("<|im_start|>") and ids[1] != ids[0], "one BOS, not two"
+
+
+@pytest.mark.slow
+def test_sft_adapter_of_the_flywheel_is_a_peft_adapter(tiny_flywheel):
+    """The tiny flywheel's SFT stage (notebook 04) trained through kit.sft.train_sft: its adapter is in PEFT
+    format and loads with AutoPeftModelForCausalLM; the loss saw fewer tokens than the model read."""
+    adapter = tiny_flywheel.stage(0, "policy", "sft", "adapter")
+    files = {p.name for p in adapter.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "kit_policy.json"} <= files
+    assert sft.load_adapter_check(adapter) == "PeftModelForCausalLM"
+    log = tiny_flywheel.read_metrics(0, "policy", "sft")["training"]
+    assert log["loss"] and 0 < log["loss_tokens_per_epoch"] < log["tokens_per_epoch"]
+
+
+def test_examples_refuse_an_unknown_character(cards):
+    from kit.errors import KitError
+
+    bad = _records(1)
+    bad[0]["character_id"] = "nobody"
+    with pytest.raises(KitError, match="nobody"):
+        sft.examples(bad, cards)
