@@ -29,6 +29,12 @@ EXPERT_REWRITE = ("Rewrite the reply below to be more engaging for this user whi
                   "following every rule. Reply with the rewritten text only.\n\nReply: {reply}")
 
 
+def expert_rewrite_prompt(card, item: dict) -> list[dict]:
+    """The messages asking a policy to rewrite the logged reply of `item` as an expert would."""
+    return card.prompt(item["history"] + [{"role": "user", "content": EXPERT_REWRITE.format(reply=item["reply"])}],
+                       item.get("user_name"))
+
+
 def preference_record(item: dict, chosen: str, rejected: str, *, votes: int, n_raters: int, agreement: float,
                       single_rater_agrees: bool, origin: str) -> dict:
     """A preference pair in TRL's conversational form, plus what annotation knows about it."""
@@ -59,9 +65,7 @@ def candidate_pool(world, items: list[dict], pool: dict, *, seed: int, temperatu
     for key, idx in sorted(jobs.items()):
         if key == "rewrite":
             policy = pool[names[0]]
-            prompts = [world.cards[items[i]["character_id"]].prompt(
-                items[i]["history"] + [{"role": "user", "content": EXPERT_REWRITE.format(reply=items[i]["reply"])}],
-                items[i].get("user_name")) for i in idx]
+            prompts = [expert_rewrite_prompt(world.cards[items[i]["character_id"]], items[i]) for i in idx]
             out = policy.reply(prompts, seed_key=f"expert-rewrite-{seed}", desc="expert rewrites")
         else:
             policy = pool[key]

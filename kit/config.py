@@ -57,6 +57,13 @@ def resolve_profile(profile: str) -> str:
     return profile
 
 
+def _at_least_one(config, names: tuple[str, ...]) -> None:
+    """Raise ParameterError for the first of `names` that is not an integer >= 1."""
+    for name in names:
+        if int(getattr(config, name)) < 1:
+            raise ParameterError(name, "an integer >= 1", getattr(config, name))
+
+
 def stage_config(cls, profile: str, **overrides):
     """Build a stage config: its defaults, then the profile's sizes, then explicit overrides (None = keep)."""
     profile = resolve_profile(profile)
@@ -99,9 +106,7 @@ class WorldConfig:
     day: int = 0
 
     def __post_init__(self):
-        for name in ("n_users", "n_sessions", "max_turns", "max_new_tokens", "gen_batch_size", "n_raters"):
-            if int(getattr(self, name)) < 1:
-                raise ParameterError(name, "an integer >= 1", getattr(self, name))
+        _at_least_one(self, ("n_users", "n_sessions", "max_turns", "max_new_tokens", "gen_batch_size", "n_raters"))
         if self.n_internal_sessions < 0:
             raise ParameterError("n_internal_sessions", "an integer >= 0", self.n_internal_sessions)
 
@@ -152,9 +157,7 @@ class RewardModelConfig:
     style_flag_threshold: float = 0.3    # |standardised difference| or |correlation| that flags a style feature
 
     def __post_init__(self):
-        for name in ("rm_max_pairs", "rm_max_signal_examples", "rm_batch_size", "rm_lora_r", "rm_max_length"):
-            if int(getattr(self, name)) < 1:
-                raise ParameterError(name, "an integer >= 1", getattr(self, name))
+        _at_least_one(self, ("rm_max_pairs", "rm_max_signal_examples", "rm_batch_size", "rm_lora_r", "rm_max_length"))
         if self.rm_epochs <= 0 or self.rm_lr <= 0:
             raise ParameterError("rm_epochs/rm_lr", "positive numbers", (self.rm_epochs, self.rm_lr))
         for k in (self.signal_weights or {}):
@@ -204,10 +207,8 @@ class PolicyConfig:
 
     def __post_init__(self):
         self.rs_temperatures = tuple(float(t) for t in self.rs_temperatures)
-        for name in ("rs_max_prompts", "sft_batch_size", "sft_max_length", "sft_lora_r", "dpo_max_pairs",
-                     "rl_prompts_per_step", "policy_eval_prompts", "max_new_tokens", "gen_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ParameterError(name, "an integer >= 1", getattr(self, name))
+        _at_least_one(self, ("rs_max_prompts", "sft_batch_size", "sft_max_length", "sft_lora_r", "dpo_max_pairs",
+                             "rl_prompts_per_step", "policy_eval_prompts", "max_new_tokens", "gen_batch_size"))
         if self.rl_num_generations < 2:
             raise ParameterError("rl_num_generations", "an integer >= 2 (RL compares samples of one prompt)",
                                  self.rl_num_generations)
@@ -233,8 +234,7 @@ class EvalConfig:
     violation_tolerance: float = 0.03   # allowed rise in the violation rate
 
     def __post_init__(self):
-        if self.eval_prompts < 1:
-            raise ParameterError("eval_prompts", "an integer >= 1", self.eval_prompts)
+        _at_least_one(self, ("eval_prompts",))
         for name in ("max_win_rate", "min_win_rate", "max_divergence"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ParameterError(name, "a number between 0 and 1", getattr(self, name))
@@ -255,9 +255,7 @@ class ABConfig:
     def __post_init__(self):
         if not 0 < self.ab_share <= 0.5:
             raise ParameterError("ab_share", "a number in (0, 0.5]", self.ab_share)
-        for name in ("ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns"):
-            if int(getattr(self, name)) < 1:
-                raise ParameterError(name, "an integer >= 1", getattr(self, name))
+        _at_least_one(self, ("ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns"))
 
 
 def as_dict(config) -> dict:

@@ -16,7 +16,7 @@ import tempfile
 
 from .errors import KitError
 from .features import feature_table
-from .seeding import rng
+from .seeding import sample_in_order
 from .training import base_args, history, losses, save_adapter
 
 PROBLEMS = ("refusal", "preachy", "ai_mention", "wall_of_text")
@@ -57,10 +57,7 @@ def patch_pairs(annotation_pairs: list[dict], rs_items: list[dict], rs_table, *,
                                   "character_id": it["character_id"], "user_name": it.get("user_name"),
                                   "why": "rs:" + "+".join(problems)})
                     break
-    if len(pairs) > max_pairs:
-        keep = sorted(rng(seed, "dpo-pairs").choice(len(pairs), size=max_pairs, replace=False).tolist())
-        pairs = [pairs[i] for i in keep]
-    return pairs
+    return sample_in_order(pairs, max_pairs, seed, "dpo-pairs")
 
 
 def rows(pairs: list[dict], cards: dict) -> list[dict]:

@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .annotation import EXPERT_REWRITE, assert_no_pii
+from .annotation import assert_no_pii, expert_rewrite_prompt
 from .errors import KitError
 from .privacy import redact
-from .seeding import rng
+from .seeding import sample_in_order
 
 
 def pick_prompts(items: list[dict], n: int, seed: int, key: str = "rs") -> list[dict]:
     """A seeded sample of at most n prompts, in their original order."""
-    if len(items) <= n:
-        return list(items)
-    keep = sorted(rng(seed, "pick-prompts", key).choice(len(items), size=n, replace=False).tolist())
-    return [items[i] for i in keep]
+    return sample_in_order(items, n, seed, "pick-prompts", key)
 
 
 def candidates(cards: dict, items: list[dict], policy, cfg, *, seed: int, base=None) -> list[list[dict]]:
@@ -49,9 +46,7 @@ def candidates(cards: dict, items: list[dict], policy, cfg, *, seed: int, base=N
             out[i].append({"reply": r, "origin": "base"})
     if cfg.rs_include_rewrite:
         idx = [i for i, it in enumerate(items) if it.get("reply", "").strip()]
-        asks = [cards[items[i]["character_id"]].prompt(
-            items[i]["history"] + [{"role": "user", "content": EXPERT_REWRITE.format(reply=items[i]["reply"])}],
-            items[i].get("user_name")) for i in idx]
+        asks = [expert_rewrite_prompt(cards[items[i]["character_id"]], items[i]) for i in idx]
         for i, r in zip(idx, policy.reply(asks, seed_key=f"rs-rewrite-{seed}", desc="candidates: expert rewrites")):
             out[i].append({"reply": r, "origin": "expert-rewrite"})
     for cands in out:   # nothing identifiable reaches training, even if a model echoes it

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import KitError
-from .paths import atomic_path, read_json, write_json
+from .paths import read_json
 
 KINDS = ("pointwise", "pairwise", "continue", "thumb_up")
 META = "kit_reward.json"
@@ -54,10 +54,9 @@ def _common_args(cfg, out: str, seed: int) -> dict:
 
 
 def _save(model, out_dir, meta: dict) -> Path:
-    with atomic_path(out_dir) as tmp:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        write_json(tmp / META, meta)
-    return Path(out_dir)
+    from .training import save_adapter
+
+    return save_adapter(model, out_dir, meta, meta_name=META)
 
 
 def _losses(trainer) -> list[float]:
@@ -300,9 +299,6 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 5) -> dict:
 
 def cap(records: list, n: int, seed: int, name: str) -> list:
     """At most n records, a seeded sample in the original order."""
-    from .seeding import rng
+    from .seeding import sample_in_order
 
-    if len(records) <= n:
-        return list(records)
-    keep = sorted(rng(seed, "cap", name).choice(len(records), size=n, replace=False).tolist())
-    return [records[i] for i in keep]
+    return sample_in_order(records, n, seed, "cap", name)

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from .errors import KitError, ParameterError
-from .seeding import rng
+from .seeding import rng, sample_in_order
 from .training import base_args, history, losses, save_adapter
 
 GRPO_CURVES = ("reward", "reward_std", "kl", "completions/mean_length", "entropy", "loss")
@@ -35,14 +35,14 @@ def near_policy_prompts(items: list[dict], rs_table, n: int, seed: int, near_pol
     if n >= len(items):
         return list(items), {"chosen_by": "all", "prompts": len(items)}
     if not near_policy or rs_table is None or not len(rs_table):
-        keep = sorted(rng(seed, "rl-prompts").choice(len(items), size=n, replace=False).tolist())
-        return [items[i] for i in keep], {"chosen_by": "random", "prompts": n}
+        return sample_in_order(items, n, seed, "rl-prompts"), {"chosen_by": "random", "prompts": n}
     own = rs_table[rs_table["origin"].str.startswith("policy@")]
     stats = own.groupby("item")["reward"].agg(["mean", "std"]).fillna(0.0)
     priority = np.maximum(stats["mean"].rank(pct=True, ascending=False), stats["std"].rank(pct=True))
     order = priority.sort_values(ascending=False, kind="stable").index.tolist()[:n]
     if len(order) < n:   # prompts without policy samples fill in at random
-        rest = [i for i in range(len(items)) if i not in set(order)]
+        taken = set(order)
+        rest = [i for i in range(len(items)) if i not in taken]
         extra = rng(seed, "rl-prompts-fill").choice(len(rest), size=n - len(order), replace=False)
         order += [rest[i] for i in extra]
     chosen = sorted(order)

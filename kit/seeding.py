@@ -27,3 +27,11 @@ def derive(seed: int, *names) -> int:
 def stable_hash(text: str, buckets: int = 2**32) -> int:
     """A hash of `text` that is the same in every process and on every machine (unlike hash())."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little") % buckets
+
+
+def sample_in_order(records: list, n: int, seed: int, *names) -> list:
+    """At most n of `records`: a seeded sample (stream `names`) kept in the original order."""
+    if len(records) <= n:
+        return list(records)
+    keep = sorted(rng(seed, *names).choice(len(records), size=n, replace=False).tolist())
+    return [records[i] for i in keep]

@@ -46,7 +46,7 @@ def history(trainer, keys: tuple[str, ...]) -> dict[str, list[float]]:
     return out
 
 
-def save_adapter(model, out_dir, meta: dict, *, adapter_name: str = "default") -> Path:
+def save_adapter(model, out_dir, meta: dict, *, adapter_name: str = "default", meta_name: str = ADAPTER_META) -> Path:
     """Save one PEFT adapter (safetensors) and the kit's note beside it, atomically. Only `adapter_name` is
     saved: the frozen reference copies TRL adds while training ("ref") stay out of the artifact."""
     with atomic_path(out_dir) as tmp:
@@ -56,7 +56,7 @@ def save_adapter(model, out_dir, meta: dict, *, adapter_name: str = "default") -
             for f in sub.iterdir():
                 f.rename(tmp / f.name)
             sub.rmdir()
-        write_json(tmp / ADAPTER_META, meta)
+        write_json(tmp / meta_name, meta)
     return Path(out_dir)
 
 

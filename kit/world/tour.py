@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..evaluation import steerability_rates
 from ..features import FEATURES
 from .instructions import instruction_text
 from .params import PREFERENCES
@@ -128,11 +129,7 @@ def steerability(cards: dict, records: list[dict]) -> dict:
         chosen = [it for it in items if source == "all" or it["source"] == source]
         if not chosen:
             continue
-        checks = [cards[it["character_id"]].violations(it["reply"], it.get("user_name")) for it in chosen]
-        n_inst = [len(cards[it["character_id"]].instructions) for it in chosen]
-        out[source] = {"replies": len(chosen),
-                       "instruction_following_rate": 1 - sum(map(len, checks)) / max(1, sum(n_inst)),
-                       "violation_rate": float(np.mean([bool(c) for c in checks]))}
+        out[source] = steerability_rates(cards, chosen, [it["reply"] for it in chosen])
     by_type: dict[str, list[bool]] = {}
     for it in items:
         broken = set(cards[it["character_id"]].violations(it["reply"], it.get("user_name")))
