@@ -25,15 +25,16 @@ PROFILES: dict[str, dict] = {
         rl_num_generations=2, policy_eval_prompts=4, eval_prompts=6, ab_users=400, ab_prompts_per_card=1,
         ab_samples_per_prompt=1, ab_days=3,
     ),
-    # A real demo on two CPU cores. Generation is compute-bound there (~50-130 new tokens/s for the 135M model
-    # in float32, prompts included), so traffic stays at a few hundred replies.
+    # A real demo on two CPU cores, sized so that three generations fit in about an hour. Generation is the
+    # bottleneck there (~1 reply/s for the 135M model in float32: 0.36 s per decoding step of a 32-reply batch,
+    # prefill ~500 tokens/s), so each generation generates a few hundred replies in all.
     "cpu": dict(
-        n_users=600, n_sessions=80, n_internal_sessions=24, max_turns=3, max_new_tokens=64, gen_batch_size=32,
-        n_raters=5, max_annotated_prompts=220, eval_fraction=0.2,
-        rm_max_pairs=160, rm_max_signal_examples=160, rm_epochs=2.0, rm_lora_layers=8, rm_max_length=384,
-        rs_max_prompts=64, sft_epochs=2.0, sft_batch_size=8, dpo_max_pairs=48, rl_steps=16, rl_prompts_per_step=2,
-        rl_num_generations=4, policy_eval_prompts=48, eval_prompts=64, ab_users=20000, ab_prompts_per_card=6,
-        ab_samples_per_prompt=1, ab_days=7,
+        n_users=600, n_sessions=36, n_internal_sessions=12, max_turns=2, max_new_tokens=64, gen_batch_size=32,
+        n_raters=5, max_annotated_prompts=96, eval_fraction=0.25,
+        rm_max_pairs=96, rm_max_signal_examples=48, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
+        rs_max_prompts=32, rs_temperatures=(0.8,), sft_epochs=2.0, sft_batch_size=8, dpo_max_pairs=16,
+        rl_steps=6, rl_prompts_per_step=2, rl_num_generations=4, policy_eval_prompts=24, eval_prompts=32,
+        ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1, ab_days=7,
     ),
     "gpu": dict(
         n_users=5000, n_sessions=1200, n_internal_sessions=300, max_turns=6, max_new_tokens=96, gen_batch_size=128,
@@ -180,6 +181,8 @@ class PolicyConfig:
     rs_follow_weight: float = 2.0       # selection score = z(composite reward) + weight * instruction following:
                                         # breaking one of four rules (-0.25) costs half a reward SD
     rs_min_following: float = 0.0       # a best candidate following fewer of its card's rules is not kept
+    rs_rater_fix: bool = True           # kept replies that break a rule get the raters' rule edits (the paper's
+                                        # steerability workflow); False trains on the model's own slips
     # SFT: from the base model every generation, a fresh LoRA adapter
     sft_epochs: float = 2.0
     sft_lr: float = 2e-4

@@ -215,6 +215,7 @@ def _load_transformers(path, backend: Backend, adapter, trainable, lora: LoraSet
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+        model = _merged_for_inference(model, backend, trainable)
     elif trainable:
         from peft import LoraConfig, get_peft_model
 
@@ -223,6 +224,15 @@ def _load_transformers(path, backend: Backend, adapter, trainable, lora: LoraSet
     if not trainable:
         model.eval()
     return model, tokenizer
+
+
+def _merged_for_inference(model, backend: Backend, trainable: bool):
+    """An adapter loaded only to generate or score is merged into full-precision weights: the same outputs
+    without a LoRA detour through every linear layer. 4-bit weights are left unmerged, since merging would round
+    the adapter away."""
+    if trainable or backend.load_in_4bit:
+        return model
+    return model.merge_and_unload()
 
 
 def _load_unsloth(path, adapter, trainable, lora: LoraSettings, max_seq_length, seed):
@@ -265,7 +275,8 @@ def load_classifier(name: str = DEFAULT_MODEL, adapter: str | Path | None = None
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     if adapter is not None:
-        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+        model = _merged_for_inference(PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable),
+                                      backend, trainable)
     elif trainable:
         lora = lora or LoraSettings()
         n_layers = model.config.num_hidden_layers

@@ -89,17 +89,29 @@ def select(table, follow_weight: float = 2.0, min_following: float = 0.0):
     return table
 
 
-def sft_records(items: list[dict], table) -> list[dict]:
-    """The kept candidates as SFT examples: the conversation so far and the reply, conversational form."""
+def sft_records(items: list[dict], table, cards: dict | None = None) -> list[dict]:
+    """The kept candidates as SFT examples: the conversation so far and the reply, conversational form.
+
+    With `cards`, a kept reply that still breaks one of its card's rules goes through the raters' steerability
+    workflow first: the rule-based edits a rater makes (catchphrase added, emoji added, cut to the sentence
+    limit, AI talk removed; kit.world.instructions.enforce). Its origin then ends in "+rater-fix" and
+    `following` is re-measured, so the SFT set teaches the card rather than the model's own slips."""
     out = []
     for row in table[table["selected"]].itertuples():
         it = items[row.item]
+        reply, origin, following = row.reply, row.origin, float(row.following)
+        if cards is not None and following < 1.0:
+            card = cards[it["character_id"]]
+            fixed = card.enforce(reply, it.get("user_name"))
+            if fixed.strip() and fixed != reply:
+                reply, origin = fixed, f"{origin}+rater-fix"
+                following = float(card.following_score(fixed, it.get("user_name")))
         out.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in it["history"]
                                if m["role"] != "system"],
-                    "completion": [{"role": "assistant", "content": row.reply}],
+                    "completion": [{"role": "assistant", "content": reply}],
                     "character_id": it["character_id"], "user_name": it.get("user_name"),
-                    "source": it.get("source", "user"), "prompt_id": it.get("prompt_id"), "origin": row.origin,
-                    "reward": float(row.reward), "following": float(row.following)})
+                    "source": it.get("source", "user"), "prompt_id": it.get("prompt_id"), "origin": origin,
+                    "reward": float(row.reward), "following": following})
     assert_no_pii(out, "rejection sampling")
     return out
 

@@ -165,23 +165,25 @@ class Scorer:
         self.meta = read_json(self.path / META)
         self.kind = self.meta["kind"]
         self.model, self.tokenizer = load_classifier(self.meta["base_model"], adapter=self.path, backend=backend)
+        self._memo: dict[tuple, float] = {}
 
     def logits(self, messages_list: list[list[dict]], *, batch_size: int = 16, progress: bool = True) -> np.ndarray:
+        """One logit per conversation, in batches sorted by length. A sequence this scorer has seen before is not
+        run again (evaluation asks about the same replies for several splits and for the utility check)."""
         import torch
         from tqdm.auto import tqdm
 
-        ids = _encode(self.tokenizer, messages_list, self.meta["max_length"])
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out = np.zeros(len(ids), dtype=float)
+        ids = [tuple(x) for x in _encode(self.tokenizer, messages_list, self.meta["max_length"])]
+        todo = sorted({x for x in ids if x not in self._memo}, key=len)
         device = next(self.model.parameters()).device
-        for b in tqdm(range(0, len(order), batch_size), desc=f"scoring ({self.kind})", disable=not progress,
+        for b in tqdm(range(0, len(todo), batch_size), desc=f"scoring ({self.kind})", disable=not progress,
                       leave=False):
-            idx = order[b:b + batch_size]
-            batch = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+            chunk = todo[b:b + batch_size]
+            batch = self.tokenizer.pad({"input_ids": [list(x) for x in chunk]}, return_tensors="pt")
             with torch.no_grad():
                 logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits[:, 0]
-            out[idx] = logits.float().cpu().numpy()
-        return out
+            self._memo.update(zip(chunk, logits.float().cpu().numpy().tolist()))
+        return np.array([self._memo[x] for x in ids], dtype=float)
 
     def score_replies(self, cards: dict, items: list[dict], replies: list[str], **kw) -> np.ndarray:
         """Pointwise reward (or signal logit) of each reply to its item's prompt."""

@@ -24,7 +24,11 @@ def base_args(out: str, seed: int, *, batch_size: int, epochs: float | None = No
     args = dict(output_dir=out, per_device_train_batch_size=batch_size, gradient_accumulation_steps=1,
                 learning_rate=lr, lr_scheduler_type=schedule, warmup_steps=warmup, logging_steps=1,
                 save_strategy="no", report_to=[], seed=seed, data_seed=seed, use_cpu=backend.device == "cpu",
-                bf16=backend.dtype == "bfloat16", fp16=backend.dtype == "float16", disable_tqdm=True)
+                bf16=backend.dtype == "bfloat16", fp16=backend.dtype == "float16", disable_tqdm=True,
+                # TRL's configs turn gradient checkpointing on by default. On a GPU it trades compute for memory
+                # that matters; on the CPU memory is plentiful and recomputing activations only costs time
+                # (bench/speed.py compares the kit's path with plain TRL defaults).
+                gradient_checkpointing=backend.device != "cpu")
     if max_steps is not None:
         args["max_steps"] = max_steps
     if epochs is not None:
@@ -71,7 +75,7 @@ def export_merged(model_name: str, adapter_dir, out_dir) -> Path:
         # merging into 4-bit weights would round the adapter away: merge on a full-precision copy
         backend = Backend("transformers-cpu", "cpu", "float32", False)
     model, tok = load_policy(model_name, adapter_dir, backend=backend)
-    merged = model.merge_and_unload()
+    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model  # merged at load
     with atomic_path(out_dir) as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))

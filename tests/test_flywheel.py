@@ -65,3 +65,19 @@ def test_rerun_resumes_without_running_anything(tiny_flywheel, capsys):
     assert "running" not in out and out.count("skipped (resume)") >= 13
     with pytest.raises(ParameterError, match="run_dir"):
         flywheel.run_flywheel(str(tiny_flywheel.root), profile="tiny", generations=2, seed=1, progress=False)
+
+
+@pytest.mark.slow
+def test_stage_timing_bench_reads_the_run(tiny_flywheel):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_stages", Path(__file__).parents[1] / "bench" / "stages.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    table = bench.run_table(tiny_flywheel.root)
+    assert table["profile"] == "tiny" and table["generations"] == ["gen_0", "gen_1"]
+    assert set(table["stages"]["04_sft"]) == {"gen_0", "gen_1"} and table["stages"]["01_world"].keys() == {"gen_0"}
+    assert table["total_seconds"] == pytest.approx(sum(table["per_generation"].values()), abs=0.2) > 0
+    md = bench.markdown([table], bench.device())
+    assert "| 04_sft |" in md and "profile tiny" in md

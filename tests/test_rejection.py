@@ -76,3 +76,22 @@ def test_candidates_come_from_every_origin(world, base_policy):
     assert origins == {"logged", "policy@T0.7", "policy@T1", "base", "expert-rewrite"}
     table = rejection.score_candidates(world.cards, items, cands, lambda its, reps: [float(len(r)) for r in reps])
     assert set(table["item"]) == {0, 1, 2} and table["following"].between(0, 1).all()
+
+
+def test_sft_records_rater_fix_repairs_kept_slips_only(world):
+    card = next(iter(world.cards.values()))
+    slip = "I am an AI assistant, so I can't really say."
+    assert card.following_score(slip, "Ann") < 1.0
+    t = rejection.select(pd.DataFrame({
+        "item": [0, 1], "prompt_id": ["a", "b"], "character_id": [card.id] * 2, "origin": ["logged", "policy@T0.8"],
+        "reply": [slip, card.enforce("Hello there, traveller.", "Ann")], "following": [0.0, 1.0],
+        "violations": [2, 0], "reward": [0.0, 0.0]}), follow_weight=0.0)
+    items = [{"history": [{"role": "user", "content": m}], "character_id": card.id, "user_name": "Ann",
+              "source": "user", "prompt_id": p} for m, p in (("hi", "a"), ("yo", "b"))]
+    plain = rejection.sft_records(items, t)
+    fixed = rejection.sft_records(items, t, world.cards)
+    assert plain[0]["completion"][0]["content"] == slip and plain[0]["origin"] == "logged"
+    repaired = fixed[0]["completion"][0]["content"]
+    assert repaired != slip and fixed[0]["origin"] == "logged+rater-fix"
+    assert fixed[0]["following"] == card.following_score(repaired, "Ann") > plain[0]["following"]
+    assert fixed[1] == plain[1]                                          # a compliant reply is left as it is

@@ -57,6 +57,26 @@ def test_sft_adapter_of_the_flywheel_is_a_peft_adapter(tiny_flywheel):
     assert log["loss"] and 0 < log["loss_tokens_per_epoch"] < log["tokens_per_epoch"]
 
 
+
+@pytest.mark.slow
+def test_an_adapter_loaded_to_generate_is_merged_with_the_same_outputs(tiny_flywheel):
+    """kit.models merges an adapter loaded only for inference: no PEFT wrapper left, the same logits."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from kit.models import load_policy, resolve_model
+
+    adapter = tiny_flywheel.stage(0, "policy", "sft", "adapter")
+    merged, tok = load_policy("smollm2-135m-instruct", adapter)
+    assert not isinstance(merged, PeftModel)
+    plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m-instruct")),
+                                      str(adapter)).eval()
+    ids = tok("<|im_start|>user\nhello there<|im_end|>\n", return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        a, b = merged(**ids).logits, plain(**ids).logits
+    assert torch.allclose(a, b, atol=1e-4)
+
 def test_examples_refuse_an_unknown_character(cards):
     from kit.errors import KitError
 
