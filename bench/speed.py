@@ -408,9 +408,10 @@ def main() -> None:
                 r = run_in_subprocess(spec, args.timeout)
                 print(json.dumps(r), flush=True)
                 results.append(r)
+    gen = (f"; generation: {args.gen_replies} replies, batch {args.gen_batch}, {args.gen_tokens} new tokens"
+           if "generate" in args.tasks.split(",") else "")
     md = (f"Speed on {device} (batch {args.batch} x {args.seq} tokens, LoRA r={LORA['r']} on all linear layers, "
-          f"{args.warmup} warm-up + {args.steps} timed steps; generation: {args.gen_replies} replies, batch "
-          f"{args.gen_batch}, {args.gen_tokens} new tokens)\n\n" + table(results))
+          f"{args.warmup} warm-up + {args.steps} timed steps{gen})\n\n" + table(results))
     print(md)
     from kit.paths import write_json, write_text
 

@@ -21,11 +21,11 @@ PROFILES: dict[str, dict] = {
         n_users=40, n_sessions=6, n_internal_sessions=2, max_turns=2, max_new_tokens=24, gen_batch_size=8,
         n_raters=3, max_annotated_prompts=8, eval_fraction=0.4,
         rm_max_pairs=8, rm_max_signal_examples=8, rm_epochs=1.0, rm_lora_layers=2, rm_max_length=384,
-        rs_max_prompts=6, sft_epochs=1.0, sft_batch_size=4, dpo_max_pairs=6, rl_steps=2, rl_prompts_per_step=1,
-        rl_num_generations=2, policy_eval_prompts=4, eval_prompts=6, ab_users=400, ab_prompts_per_card=1,
-        ab_samples_per_prompt=1, ab_days=3,
+        rs_max_prompts=6, rs_temperatures=(0.7, 1.0), sft_epochs=1.0, sft_batch_size=4, dpo_max_pairs=6, rl_steps=2,
+        rl_prompts_per_step=1, rl_num_generations=2, policy_eval_prompts=4, eval_prompts=6, ab_users=400,
+        ab_prompts_per_card=1, ab_samples_per_prompt=1, ab_days=3,
     ),
-    # A real demo on two CPU cores, sized so that three generations fit in about an hour. Generation is the
+    # A real demo on two CPU cores (about 35 minutes a generation, measured). Generation is the
     # bottleneck there (~1 reply/s for the 135M model in float32: 0.36 s per decoding step of a 32-reply batch,
     # prefill ~500 tokens/s), so each generation generates a few hundred replies in all.
     "cpu": dict(
@@ -40,9 +40,9 @@ PROFILES: dict[str, dict] = {
         n_users=5000, n_sessions=1200, n_internal_sessions=300, max_turns=6, max_new_tokens=96, gen_batch_size=128,
         n_raters=5, max_annotated_prompts=4000, eval_fraction=0.15,
         rm_max_pairs=4000, rm_max_signal_examples=8000, rm_epochs=2.0, rm_lora_layers=0, rm_max_length=768,
-        rs_max_prompts=2000, sft_epochs=2.0, sft_batch_size=16, dpo_max_pairs=1000, rl_steps=200,
-        rl_prompts_per_step=8, rl_num_generations=8, policy_eval_prompts=400, eval_prompts=600, ab_users=50000,
-        ab_prompts_per_card=40, ab_samples_per_prompt=4, ab_days=7,
+        rs_max_prompts=2000, rs_temperatures=(0.7, 1.0), sft_epochs=2.0, sft_batch_size=16, dpo_max_pairs=1000,
+        rl_steps=200, rl_prompts_per_step=8, rl_num_generations=8, policy_eval_prompts=400, eval_prompts=600,
+        ab_users=50000, ab_prompts_per_card=40, ab_samples_per_prompt=4, ab_days=7,
     ),
 }
 
