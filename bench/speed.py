@@ -334,18 +334,6 @@ def run_in_subprocess(spec: dict, timeout: int) -> dict:
     return dict(spec, error=" | ".join(tail) or f"exit {proc.returncode}")
 
 
-def versions() -> dict:
-    from importlib import metadata
-
-    out = {}
-    for name in ("torch", "transformers", "trl", "peft", "bitsandbytes", "unsloth", "accelerate", "datasets"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def table(results: list[dict]) -> str:
     lines = ["| task | shape | path | backend | tokens/s | median step s | peak GiB | grad. accum. | x plain |",
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -393,7 +381,8 @@ def main() -> None:
         args.shapes, args.batch, args.seq, args.steps, args.warmup = "smoke", 2, 64, 2, 1
         args.gen_replies, args.gen_batch, args.gen_tokens = 8, 4, 8
     shapes = (args.shapes or ("135m,1b,8b" if cuda else "135m")).split(",")
-    paths = (args.paths or ("kit,plain,unsloth" if cuda and importlib.util.find_spec("unsloth") else "kit,plain")).split(",")
+    unsloth = cuda and importlib.util.find_spec("unsloth") is not None
+    paths = (args.paths or ("kit,plain,unsloth" if unsloth else "kit,plain")).split(",")
     device = torch.cuda.get_device_name(0) if cuda else f"cpu ({os.cpu_count()} cores)"
     print(f"bench on {device}; tasks {args.tasks}; shapes {shapes}; paths {paths}", flush=True)
     results = []
@@ -413,11 +402,12 @@ def main() -> None:
     md = (f"Speed on {device} (batch {args.batch} x {args.seq} tokens, LoRA r={LORA['r']} on all linear layers, "
           f"{args.warmup} warm-up + {args.steps} timed steps{gen})\n\n" + table(results))
     print(md)
-    from kit.paths import write_json, write_text
+    from kit.paths import package_versions, write_json, write_text
 
-    name = args.name or ("speed-smoke" if args.smoke else "speed-" + device.split("(")[0].strip().lower().replace(" ", "-"))
+    slug = device.split("(")[0].strip().lower().replace(" ", "-")
+    name = args.name or ("speed-smoke" if args.smoke else f"speed-{slug}")
     out = ROOT / "bench" / "results"
-    write_json(out / f"{name}.json", {"device": device, "versions": versions(), "settings": vars(args),
+    write_json(out / f"{name}.json", {"device": device, "versions": package_versions(), "settings": vars(args),
                                       "lora": LORA, "results": results})
     write_text(out / f"{name}.md", md)
 

@@ -4,9 +4,9 @@
 
 `python -m kit flywheel` records the seconds each notebook took (papermill start to finish, kernel start
 included) in the run's manifest.json. This reads one or more run directories and prints, per profile, a table of
-notebook x generation, with the device, thread count and the package versions the run recorded; it writes bench/results/<name>.json
-and .md. Nothing is re-run: the figures are the run's own, so they cover exactly the settings the run used
-(its profile and seed, recorded beside them).
+notebook x generation, with the device, thread count and the package versions the run recorded; it writes
+bench/results/<name>.json and .md. Nothing is re-run: the figures are the run's own, so they cover exactly the
+settings the run used (its profile and seed, recorded beside them).
 """
 from __future__ import annotations
 
@@ -14,23 +14,9 @@ import argparse
 import platform
 import sys
 from collections import defaultdict
-from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "sentence-transformers", "papermill")
-
-
-def versions() -> dict[str, str | None]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
 
 def device() -> dict:
     import os
@@ -90,14 +76,14 @@ def main() -> None:
     ap.add_argument("run_dirs", nargs="+")
     ap.add_argument("--name", default="stages", help="file name under bench/results/ (without extension)")
     args = ap.parse_args()
-    from kit.paths import write_json, write_text
+    from kit.paths import package_versions, write_json, write_text
 
     tables = [run_table(d) for d in args.run_dirs]
     dev = device()
     md = markdown(tables, dev)
     print(md)
     out = Path(__file__).resolve().parent / "results"
-    write_json(out / f"{args.name}.json", {"device": dev, "versions_now": versions(), "runs": tables})
+    write_json(out / f"{args.name}.json", {"device": dev, "versions_now": package_versions(), "runs": tables})
     write_text(out / f"{args.name}.md", md)
 
 
