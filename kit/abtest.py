@@ -18,6 +18,13 @@ Metrics (the paper does not define its own; these are ours)
 Lifts are treatment / control - 1, with 95 % intervals from a user-level bootstrap (users resampled within
 each arm, which keeps each user's days together); the sample-ratio-mismatch check is a chi-square test of
 exposed users per arm against the designed split.
+
+In a real test every user gets fresh replies, so the user-level bootstrap holds all the noise. The simulation
+serves every user from a small cache of replies per arm, so its lift is conditional on those few replies: a
+cache that happened to draw a good reply for one arm moves every user of that arm together, and the user-level
+interval leaves that out. `reply_noise` measures it: the week is simulated again on caches resampled per
+character (with replacement), with fresh user randomness each time, and the spread of those lifts is the
+sampling error of the whole procedure. The simulated test reports the wider of the two intervals.
 """
 from __future__ import annotations
 
@@ -220,6 +227,65 @@ def analyse(events: list[dict], *, days: int | None = None, share: tuple[float, 
                      "ci95": [float(np.quantile(ratio, 0.025)), float(np.quantile(ratio, 0.975))],
                      "mde": float(z * se / c) if c else float("nan")}
     out["srm"] = "ok" if srm_p >= 0.001 else "MISMATCH: exposure counts deviate from the designed split"
+    return out
+
+
+def resampled_rows(pool: list[dict], samples: int, r) -> np.ndarray:
+    """Cache rows (prompt-major, sample-minor) redrawn with replacement within each character."""
+    by_card: dict[str, list[int]] = {}
+    for j, it in enumerate(pool):
+        by_card.setdefault(it["character_id"], []).append(j)
+    rows = np.empty(len(pool) * samples, dtype=int)
+    for js in by_card.values():
+        own = np.array([j * samples + s for j in js for s in range(samples)])
+        rows[own] = r.choice(own, size=len(own), replace=True)
+    return rows
+
+
+def _resampled_cache(cache: dict, pool: list[dict], r) -> dict:
+    out = {}
+    for arm, entry in cache.items():
+        rows = resampled_rows(pool, len(entry["replies"][0]), r)
+        out[arm] = {"replies": entry["replies"], "measured": entry["measured"].iloc[rows].reset_index(drop=True)}
+    return out
+
+
+def reply_noise(result: dict, world, cache: dict, pool: list[dict], assignment: dict[str, str], *, days: int,
+                seed: int, max_turns: int, n_sims: int = 30) -> dict:
+    """Widen a simulated test's intervals by the noise of its reply cache (see the module note).
+
+    Simulates the week `n_sims` more times, each on a cache resampled within characters and with its own user
+    randomness; the standard deviation of those lifts is the procedure's total sampling error. Each metric's
+    `ci95` becomes the wider of the user-level interval and lift +- 1.96 of that error; `ci95_users` keeps the
+    user-level one, and `mde` is recomputed from the larger error. Returns a new result."""
+    from scipy.stats import norm
+
+    if n_sims < 2:
+        return dict(result, reply_noise={"n_sims": 0})
+    r = rng(seed, "ab-reply-noise")
+    lifts = {"breadth": [], "depth": []}
+    for b in range(n_sims):
+        events = simulate(world, _resampled_cache(cache, pool, r), pool, assignment, days=days,
+                          seed=int(r.integers(2**31)), max_turns=max_turns)
+        table = user_table(events, days)
+        point = {a: _metrics(table.loc[table["arm"] == a, "active_days"].to_numpy(),
+                             table.loc[table["arm"] == a, "messages"].to_numpy(), days) for a in ARMS}
+        for k, name in enumerate(lifts):
+            lifts[name].append(point["treatment"][k] / point["control"][k] - 1)
+    out = dict(result)
+    z = norm.ppf(0.975)
+    for name, values in lifts.items():
+        m = dict(result[name])
+        sd = float(np.std(values, ddof=1))
+        lo, hi = float(m["lift"] - z * sd), float(m["lift"] + z * sd)
+        m["ci95_users"] = list(m["ci95"])
+        m["ci95"] = [min(lo, m["ci95"][0]), max(hi, m["ci95"][1])]
+        m["lift_sd_resimulated"] = sd
+        if m["control"]:
+            m["mde"] = max(m["mde"], float((z + norm.ppf(0.8)) * sd))
+        out[name] = m
+    out["reply_noise"] = {"n_sims": n_sims, "method": "week re-simulated on reply caches resampled within "
+                                                      "characters, fresh user randomness each time"}
     return out
 
 

@@ -21,28 +21,31 @@ PROFILES: dict[str, dict] = {
         n_users=40, n_sessions=6, n_internal_sessions=2, max_turns=2, max_new_tokens=24, gen_batch_size=8,
         n_raters=3, max_annotated_prompts=8, eval_fraction=0.4,
         rm_max_pairs=8, rm_max_signal_examples=8, rm_epochs=1.0, rm_lora_layers=2, rm_max_length=384,
-        rs_max_prompts=6, rs_temperatures=(0.7, 1.0), sft_epochs=1.0, sft_batch_size=4, dpo_max_pairs=6, rl_steps=2,
-        rl_prompts_per_step=1, rl_num_generations=2, policy_eval_prompts=4, eval_prompts=6, ab_users=400,
-        ab_prompts_per_card=1, ab_samples_per_prompt=1, ab_days=3,
+        rs_max_prompts=6, rs_temperatures=(0.7, 1.0), sft_epochs=1.0, sft_batch_size=4, sft_lora_layers=4,
+        dpo_max_pairs=6, rl_steps=2, rl_prompts_per_step=1, rl_num_generations=2, policy_eval_prompts=6,
+        eval_prompts=6, ab_users=400, ab_prompts_per_card=1, ab_samples_per_prompt=1, ab_days=3, ab_reply_sims=3,
     ),
-    # A real demo on two CPU cores (about 35 minutes a generation, measured). Generation is the
-    # bottleneck there (~1 reply/s for the 135M model in float32: 0.36 s per decoding step of a 32-reply batch,
-    # prefill ~500 tokens/s), so each generation generates a few hundred replies in all.
+    # A real demo on two CPU cores, sized for 3 generations in under an hour. Generation is the bottleneck
+    # there (~1 reply/s for the 135M model in float32: 0.36 s per decoding step of a 32-reply batch, prefill ~500
+    # tokens/s), so each generation generates a few hundred replies in all, and training updates LoRA on the top
+    # layers only (the backward pass stops there).
     "cpu": dict(
-        n_users=600, n_sessions=36, n_internal_sessions=12, max_turns=2, max_new_tokens=64, gen_batch_size=32,
-        n_raters=5, max_annotated_prompts=96, eval_fraction=0.25,
-        rm_max_pairs=96, rm_max_signal_examples=48, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
-        rs_max_prompts=32, rs_temperatures=(0.8,), sft_epochs=2.0, sft_batch_size=8, dpo_max_pairs=16,
-        rl_steps=6, rl_prompts_per_step=2, rl_num_generations=4, policy_eval_prompts=24, eval_prompts=32,
-        ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1, ab_days=7,
+        n_users=600, n_sessions=28, n_internal_sessions=8, max_turns=2, max_new_tokens=64, gen_batch_size=32,
+        n_raters=5, max_annotated_prompts=64, eval_fraction=0.25,
+        rm_max_pairs=96, rm_max_signal_examples=32, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
+        rs_max_prompts=24, rs_temperatures=(0.8,), sft_epochs=2.0, sft_batch_size=8, sft_lora_layers=10,
+        dpo_max_pairs=12, rl_steps=4, rl_prompts_per_step=2, rl_num_generations=4, policy_eval_prompts=24,
+        eval_prompts=24, ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1, ab_days=7,
+        ab_reply_sims=30,
     ),
     "gpu": dict(
         n_users=5000, n_sessions=1200, n_internal_sessions=300, max_turns=6, max_new_tokens=96, gen_batch_size=128,
         n_raters=5, max_annotated_prompts=4000, eval_fraction=0.15,
         rm_max_pairs=4000, rm_max_signal_examples=8000, rm_epochs=2.0, rm_lora_layers=0, rm_max_length=768,
-        rs_max_prompts=2000, rs_temperatures=(0.7, 1.0), sft_epochs=2.0, sft_batch_size=16, dpo_max_pairs=1000,
-        rl_steps=200, rl_prompts_per_step=8, rl_num_generations=8, policy_eval_prompts=400, eval_prompts=600,
-        ab_users=50000, ab_prompts_per_card=40, ab_samples_per_prompt=4, ab_days=7,
+        rs_max_prompts=2000, rs_temperatures=(0.7, 1.0), sft_epochs=2.0, sft_batch_size=16, sft_lora_layers=0,
+        dpo_max_pairs=1000, rl_steps=200, rl_prompts_per_step=8, rl_num_generations=8, policy_eval_prompts=600,
+        eval_prompts=600, ab_users=50000, ab_prompts_per_card=40, ab_samples_per_prompt=4, ab_days=7,
+        ab_reply_sims=30,
     ),
 }
 
@@ -189,6 +192,7 @@ class PolicyConfig:
     sft_batch_size: int = 8
     sft_max_length: int = 768
     sft_lora_r: int = 16
+    sft_lora_layers: int = 0            # LoRA on the top N layers only (0 = all); DPO and RL train the same adapter
     sft_include_rewrites: bool = True   # the raters' compliant rewrites from annotation join the SFT set
     sft_export_merged: bool = False     # also save base + adapter merged (a full model folder)
     # DPO patch, reference = the SFT policy (a frozen copy of its adapter, not a second model)
@@ -206,7 +210,8 @@ class PolicyConfig:
     rl_loss_type: str = "grpo"          # TRL GRPO loss type, always set explicitly (Unsloth's default is dapo)
     rl_temperature: float = 1.0
     rl_near_policy: bool = True         # RL prompts where the reward is low or varies most between samples
-    policy_eval_prompts: int = 48       # held-out prompts for the before/after checks of 04 and 05
+    policy_eval_prompts: int = 48       # held-out prompts for the before/after checks of 04 and 05 (equal to 06's
+                                        # eval_prompts, the three share one set and each policy's replies)
 
     def __post_init__(self):
         self.rs_temperatures = tuple(float(t) for t in self.rs_temperatures)
@@ -254,6 +259,8 @@ class ABConfig:
     ab_samples_per_prompt: int = 1
     ab_max_turns: int = 6
     ab_bootstrap: int = 2000
+    ab_reply_sims: int = 30             # re-simulations on resampled reply caches for the intervals (0 = off;
+                                        # kit/abtest.py reply_noise): the cache's own sampling noise
 
     def __post_init__(self):
         if not 0 < self.ab_share <= 0.5:

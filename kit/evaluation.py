@@ -45,18 +45,57 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int, n_boot: int = 2000
             "n": int(len(d))}
 
 
-def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, temperature: float | None = None) \
-        -> dict[str, list[str]]:
-    """Each policy's replies to the same prompts with the same sampling seed (whatever the policies' names)."""
+def held_out(eval_items: list[dict], n: int, seed: int) -> list[dict]:
+    """The held-out prompts every before/after check uses (notebooks 04, 05 and 06): `n` at most, half user and
+    half internal traffic where there are enough of each (the rest from the other source). The same arguments
+    give the same prompts, so the checks of one generation compare policies on one set."""
+    from .rejection import pick_prompts
+
+    by_source = {s: [it for it in eval_items if it.get("source") == s] for s in ("user", "internal")}
+    other = [it for it in eval_items if it.get("source") not in by_source]
+    half = n // 2
+    picked = (pick_prompts(by_source["user"], max(half, n - len(by_source["internal"])), seed, key="eval-user")
+              + pick_prompts(by_source["internal"], max(half, n - len(by_source["user"])), seed,
+                             key="eval-internal"))
+    return picked + pick_prompts(other, n - len(picked), seed, key="eval-other") if len(picked) < n else picked
+
+
+def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, temperature: float | None = None,
+                 cache=None) -> dict[str, list[str]]:
+    """Each policy's replies to the same prompts with the same sampling seed (whatever the policies' names).
+
+    `cache`: a folder (e.g. `run.stage(g, "replies")`). Replies are stored there under a digest of the policy's
+    weights (`Policy.source`), the prompts and every sampling setting, and read back instead of generated when
+    all of them match: the same weights on the same prompts with the same seed give the same replies anyway, so
+    notebooks 04, 05 and 06 generate each policy's held-out replies once per generation."""
+    import hashlib
+    import json
+    from pathlib import Path
+
     from .generation import generate_replies
+    from .paths import read_json, write_json
     from .seeding import derive
 
     prompts = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in items]
-    return {name: generate_replies(p.model, p.tokenizer, prompts, max_new_tokens=p.max_new_tokens,
-                                   temperature=p.temperature if temperature is None else temperature, top_p=p.top_p,
-                                   batch_size=p.batch_size, seed=derive(seed, "policy-eval"), desc=f"eval: {name}",
-                                   stats=p.stats)
-            for name, p in policies.items()}
+    out = {}
+    for name, p in policies.items():
+        settings = dict(max_new_tokens=p.max_new_tokens, temperature=p.temperature if temperature is None else
+                        temperature, top_p=p.top_p, batch_size=p.batch_size, seed=derive(seed, "policy-eval"))
+        path = None
+        if cache is not None and getattr(p, "source", None):
+            key = hashlib.sha256(json.dumps([p.source, prompts, settings], sort_keys=True).encode()).hexdigest()[:24]
+            path = Path(cache) / f"{key}.json"
+            if path.exists():
+                stored = read_json(path)
+                if len(stored.get("replies", [])) == len(prompts):
+                    out[name] = stored["replies"]
+                    print(f"eval: {name}: {len(prompts)} replies read back from {path.name} (same weights, prompts "
+                          f"and seed)")
+                    continue
+        out[name] = generate_replies(p.model, p.tokenizer, prompts, desc=f"eval: {name}", stats=p.stats, **settings)
+        if path is not None:
+            write_json(path, {"source": p.source, "settings": settings, "replies": out[name]})
+    return out
 
 
 def compare(cards: dict, items: list[dict], replies: dict[str, list[str]], *, reward_fn=None, baseline: str,

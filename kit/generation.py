@@ -68,12 +68,35 @@ def generate_replies(model, tokenizer, conversations: list[list[dict]], *, max_n
     return replies
 
 
+def weights_fingerprint(model_name: str, adapter=None) -> str:
+    """A digest of what a policy's weights are: the base model's name, plus the bytes of a local adapter's
+    weights and config (so an adapter retrained in place gets a new fingerprint)."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256(str(model_name).encode())
+    if adapter is not None:
+        path = Path(adapter)
+        files = [path / n for n in ("adapter_config.json", "adapter_model.safetensors")] if path.is_dir() else []
+        if any(f.exists() for f in files):
+            for f in files:
+                if f.exists():
+                    h.update(f.name.encode())
+                    with open(f, "rb") as fh:
+                        for chunk in iter(lambda: fh.read(1 << 20), b""):
+                            h.update(chunk)
+        else:
+            h.update(f"adapter:{adapter}".encode())
+    return h.hexdigest()[:20]
+
+
 class Policy:
     """A model that replies in character: what traffic, rejection sampling, evaluation and the A/B test call."""
 
     def __init__(self, name: str, model, tokenizer, *, max_new_tokens: int = 80, temperature: float = 0.8,
-                 top_p: float = 0.95, batch_size: int = 32, seed: int = 0):
+                 top_p: float = 0.95, batch_size: int = 32, seed: int = 0, source: str | None = None):
         self.name, self.model, self.tokenizer = name, model, tokenizer
+        self.source = source   # what the weights are (weights_fingerprint); None: unknown, never cached
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.batch_size, self.seed = batch_size, seed
         self.stats = GenerationStats()
@@ -86,7 +109,8 @@ class Policy:
         model, tokenizer = load_policy(model_name, adapter)
         kw = {} if gen is None else dict(max_new_tokens=gen.max_new_tokens, temperature=gen.temperature,
                                          top_p=gen.top_p, batch_size=gen.gen_batch_size)
-        return cls(name or (str(adapter) if adapter else model_name), model, tokenizer, seed=seed, **kw)
+        return cls(name or (str(adapter) if adapter else model_name), model, tokenizer, seed=seed,
+                   source=weights_fingerprint(model_name, adapter), **kw)
 
     def reply(self, conversations: list[list[dict]], *, seed_key="", temperature: float | None = None,
               desc: str | None = None, progress: bool = True) -> list[str]:

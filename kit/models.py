@@ -138,6 +138,12 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.0
     targets: tuple = tuple(LORA_TARGETS)
+    top_layers: int = 0    # LoRA on the top N transformer layers only (0 = all): on a CPU the backward pass then
+                           # stops early, which is most of a step's cost
+
+    def layers(self, n_layers: int) -> list[int] | None:
+        """PEFT's layers_to_transform: None for every layer."""
+        return list(range(n_layers - self.top_layers, n_layers)) if 0 < self.top_layers < n_layers else None
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -220,7 +226,8 @@ def _load_transformers(path, backend: Backend, adapter, trainable, lora: LoraSet
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                 target_modules=list(lora.targets), task_type="CAUSAL_LM"))
+                                                 target_modules=list(lora.targets), task_type="CAUSAL_LM",
+                                                 layers_to_transform=lora.layers(model.config.num_hidden_layers)))
     if not trainable:
         model.eval()
     return model, tokenizer
@@ -247,18 +254,19 @@ def _load_unsloth(path, adapter, trainable, lora: LoraSettings, max_seq_length, 
     elif trainable:
         model = FastLanguageModel.get_peft_model(
             model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.targets),
-            use_gradient_checkpointing="unsloth", random_state=seed)
+            layers_to_transform=lora.layers(model.config.num_hidden_layers), use_gradient_checkpointing="unsloth",
+            random_state=seed)
     if not trainable:
         FastLanguageModel.for_inference(model)
     return model, tokenizer
 
 
 def load_classifier(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, trainable: bool = False,
-                    lora: LoraSettings | None = None, top_layers: int = 0, backend: Backend | None = None):
+                    lora: LoraSettings | None = None, backend: Backend | None = None):
     """(model, tokenizer) for a one-logit sequence classifier on the model's backbone: reward and signal models.
 
     On a GPU the backbone is 4-bit NF4 through bitsandbytes under both GPU backends (Unsloth's fast path is for
-    causal LMs); on the CPU it is float32. LoRA goes on the top `top_layers` layers (0 = all) and the score head
+    causal LMs); on the CPU it is float32. LoRA goes on the layers `lora` names (`top_layers`) and the score head
     is trained in full and saved with the adapter."""
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -279,11 +287,10 @@ def load_classifier(name: str = DEFAULT_MODEL, adapter: str | Path | None = None
                                       backend, trainable)
     elif trainable:
         lora = lora or LoraSettings()
-        n_layers = model.config.num_hidden_layers
-        layers = list(range(n_layers - top_layers, n_layers)) if 0 < top_layers < n_layers else None
         model = get_peft_model(model, LoraConfig(
             task_type="SEQ_CLS", r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-            target_modules=list(lora.targets), layers_to_transform=layers, modules_to_save=["score"]))
+            target_modules=list(lora.targets), layers_to_transform=lora.layers(model.config.num_hidden_layers),
+            modules_to_save=["score"]))
     if backend.device == "cuda" and not backend.load_in_4bit:
         model = model.to("cuda")
     if not trainable:

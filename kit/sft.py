@@ -59,8 +59,8 @@ def train_sft(model_name: str, records: list[dict], cards: dict, out_dir, cfg, s
     rows = examples(records, cards)
     if not rows:
         raise KitError("SFT: no examples (rejection sampling kept nothing)")
-    model, tok = load_policy(model_name, trainable=True, lora=LoraSettings(r=cfg.sft_lora_r, alpha=2 * cfg.sft_lora_r),
-                             max_seq_length=cfg.sft_max_length, seed=seed)
+    lora = LoraSettings(r=cfg.sft_lora_r, alpha=2 * cfg.sft_lora_r, top_layers=cfg.sft_lora_layers)
+    model, tok = load_policy(model_name, trainable=True, lora=lora, max_seq_length=cfg.sft_max_length, seed=seed)
     tok.padding_side = "right"
     rows, too_long = fits(tok, rows, cfg.sft_max_length)
     if not rows:

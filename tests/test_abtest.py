@@ -81,3 +81,39 @@ def test_better_replies_raise_depth_in_the_simulated_world():
     assert out["breadth"]["lift"] > 0
     assert out["srm_p_value"] > 0.001
     assert abtest.simulate(world, cache, pool, assignment, days=4, seed=0) == events, "same seed, same log"
+
+
+def test_reply_noise_widens_the_interval_when_the_cache_is_small():
+    """With one cached reply per character, each arm's luck in that draw moves all its users: the re-simulated
+    interval must be wider than the user-level one, which it keeps as ci95_users."""
+    from kit.world.world import World
+
+    world = World.build(seed=0, n_users=3000)
+    pool = abtest.prompt_pool(world, per_card=2, seed=0)
+
+    class Varied:
+        def __init__(self, offset):
+            self.offset = offset
+
+        def reply(self, prompts, **_):
+            texts = ["Oh, that sounds lovely! Tell me more, what happened next?",
+                     "As an AI language model, I must remind you to be respectful. " * 4,
+                     "Hmm.", "What a day! I'd love to hear about it. How did you feel?"]
+            return [texts[(i + self.offset) % len(texts)] for i in range(len(prompts))]
+
+    cache = abtest.cache_replies(world, pool, {"control": Varied(0), "treatment": Varied(1)}, samples=1, seed=0)
+    rows = abtest.resampled_rows(pool, 2, np.random.default_rng(0))   # redrawn only within a character
+    assert sorted(rows) != list(range(len(rows)))
+    assert [pool[j // 2]["character_id"] for j in rows] == [pool[j // 2]["character_id"] for j in range(len(rows))]
+    assignment = abtest.assign(world.population.user_ids, "noise", 0.3)
+    events = abtest.simulate(world, cache, pool, assignment, days=3, seed=0)
+    out = abtest.analyse(events, days=3, n_boot=300)
+    wide = abtest.reply_noise(out, world, cache, pool, assignment, days=3, seed=0, max_turns=6, n_sims=6)
+    for m in ("breadth", "depth"):
+        assert wide[m]["ci95_users"] == out[m]["ci95"]
+        assert wide[m]["ci95"][0] <= out[m]["ci95"][0] and wide[m]["ci95"][1] >= out[m]["ci95"][1]
+        assert wide[m]["lift_sd_resimulated"] > 0 and wide[m]["lift"] == out[m]["lift"]
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(wide["depth"]["ci95"]) > width(out["depth"]["ci95"])
+    assert wide["reply_noise"]["n_sims"] == 6
+    assert abtest.reply_noise(out, world, cache, pool, assignment, days=3, seed=0, max_turns=6, n_sims=6) == wide

@@ -25,3 +25,49 @@ def test_paired_bootstrap_interval_covers_the_difference():
     assert out["n"] == 200 and out["ci95"][0] < out["diff"] < out["ci95"][1]
     assert out["ci95"][0] > 0.7 and out["ci95"][1] < 1.3
     assert evaluation.paired_bootstrap(a, b, seed=0) == out
+
+
+def test_held_out_balances_sources_and_is_stable():
+    items = [{"id": i, "source": "user" if i % 3 else "internal"} for i in range(30)]
+    picked = evaluation.held_out(items, 8, seed=0)
+    assert len(picked) == 8 and sum(it["source"] == "internal" for it in picked) == 4
+    assert evaluation.held_out(items, 8, seed=0) == picked
+    few_internal = [it for it in items if it["source"] == "user"] + items[:3:3]
+    assert len(evaluation.held_out(few_internal, 8, seed=0)) == 8
+
+
+def test_generate_for_reads_back_replies_of_the_same_weights(tmp_path, world, base_policy):
+    """The second call is answered from the cache: a policy whose model would fail if used gives the stored
+    replies, because its weights' fingerprint, the prompts and the seed match."""
+    from kit.generation import Policy, weights_fingerprint
+
+    items = [{"character_id": cid, "history": [{"role": "user", "content": "Hi! How are you today?"}],
+              "user_name": "Ann"} for cid in sorted(world.cards)[:2]]
+    first = evaluation.generate_for({"a": base_policy}, world.cards, items, seed=0, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+    class Broken:
+        device = "cpu"
+
+        def generate(self, *a, **k):
+            raise AssertionError("generated instead of reading the cache")
+
+    twin = Policy("b", Broken(), base_policy.tokenizer, max_new_tokens=base_policy.max_new_tokens,
+                  temperature=base_policy.temperature, top_p=base_policy.top_p, batch_size=base_policy.batch_size,
+                  source=base_policy.source)
+    assert evaluation.generate_for({"b": twin}, world.cards, items, seed=0, cache=tmp_path)["b"] == first["a"]
+    other = Policy("c", Broken(), base_policy.tokenizer, max_new_tokens=base_policy.max_new_tokens,
+                   source=weights_fingerprint("smollm2-135m-instruct", tmp_path / "no-such-adapter"))
+    with pytest.raises(AssertionError, match="generated instead"):
+        evaluation.generate_for({"c": other}, world.cards, items, seed=0, cache=tmp_path)
+
+
+def test_weights_fingerprint_follows_the_adapter_bytes(tmp_path):
+    from kit.generation import weights_fingerprint
+
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"one")
+    first = weights_fingerprint("m", tmp_path)
+    assert weights_fingerprint("m", tmp_path) == first != weights_fingerprint("m")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"two")
+    assert weights_fingerprint("m", tmp_path) != first

@@ -51,3 +51,11 @@ def test_import_kit_is_light():
     code = "import sys, kit, kit.cli, kit.config, kit.paths, kit.data; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_lora_top_layers_names_the_last_layers():
+    from kit.models import LoraSettings
+
+    assert LoraSettings().layers(30) is None
+    assert LoraSettings(top_layers=4).layers(30) == [26, 27, 28, 29]
+    assert LoraSettings(top_layers=30).layers(30) is None
