@@ -30,8 +30,8 @@ PROFILES: dict[str, dict] = {
     # tokens/s), so each generation generates a few hundred replies in all, and training updates LoRA on the top
     # layers only (the backward pass stops there).
     "cpu": dict(
-        n_users=600, n_sessions=28, n_internal_sessions=8, max_turns=2, max_new_tokens=64, gen_batch_size=32,
-        n_raters=5, max_annotated_prompts=64, eval_fraction=0.25,
+        n_users=600, n_sessions=28, n_internal_sessions=12, max_turns=2, max_new_tokens=64, gen_batch_size=32,
+        n_raters=5, max_annotated_prompts=64, eval_fraction=0.35,
         rm_max_pairs=96, rm_max_signal_examples=32, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
         rs_max_prompts=24, rs_temperatures=(0.8,), sft_epochs=2.0, sft_batch_size=8, sft_lora_layers=10,
         dpo_max_pairs=12, rl_steps=4, rl_prompts_per_step=2, rl_num_generations=4, policy_eval_prompts=24,

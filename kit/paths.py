@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from .errors import KitError
 
-STAGES = ("world", "traffic", "curation", "annotation", "rewards", "policy", "eval", "ab", "notebooks")
+STAGES = ("world", "traffic", "curation", "annotation", "rewards", "policy", "eval", "ab", "replies", "notebooks")
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes",
             "sentence-transformers", "unsloth", "numpy", "papermill")
 
