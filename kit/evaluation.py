@@ -206,10 +206,14 @@ def gate(candidate: dict, deployed: dict, wins: dict, *, max_win_rate: float = 0
         gap = abs(user - internal)
         if gap > max_divergence:
             ok = False
-            reasons.append(f"BLOCK: user {user:.0%} vs internal {internal:.0%} win rates diverge by {gap:.0%} "
+            reasons.append(f"BLOCK: user {user:.1%} vs internal {internal:.1%} win rates diverge by {gap:.1%} "
                            f"> {max_divergence:.0%}")
         else:
-            reasons.append(f"pass: user {user:.0%} vs internal {internal:.0%} (gap {gap:.0%})")
+            reasons.append(f"pass: user {user:.1%} vs internal {internal:.1%} (gap {gap:.1%})")
+    elif user is not None or internal is not None:
+        missing = "internal" if internal is None else "user"
+        reasons.append(f"not checked: no {missing} prompts among the held-out ones, so the user/internal divergence "
+                       f"guard could not run")
     f_new, f_old = candidate["instruction_following_rate"], deployed["instruction_following_rate"]
     if f_new < f_old - following_tolerance:
         ok = False

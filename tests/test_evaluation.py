@@ -71,3 +71,18 @@ def test_weights_fingerprint_follows_the_adapter_bytes(tmp_path):
     assert weights_fingerprint("m", tmp_path) == first != weights_fingerprint("m")
     (tmp_path / "adapter_model.safetensors").write_bytes(b"two")
     assert weights_fingerprint("m", tmp_path) != first
+
+
+def test_gate_blocks_overfit_divergence_and_regressions_and_says_why():
+    steer = {"instruction_following_rate": 0.6, "violation_rate": 0.5}
+    wins = lambda user, internal: {"pointwise": {"user": user, "internal": internal}}  # noqa: E731
+    ok = evaluation.gate(steer, steer, wins(0.58, 0.55))
+    assert ok["promote"] and all(r.startswith("pass") for r in ok["reasons"])
+    overfit = evaluation.gate(steer, steer, wins(0.73, 0.70))
+    assert not overfit["promote"] and any("overfitting" in r for r in overfit["reasons"])
+    apart = evaluation.gate(steer, steer, wins(0.60, 0.446))
+    assert not apart["promote"] and any("diverge by 15.4%" in r for r in apart["reasons"])
+    worse = evaluation.gate({"instruction_following_rate": 0.5, "violation_rate": 0.6}, steer, wins(0.58, 0.55))
+    assert not worse["promote"] and sum(r.startswith("BLOCK") for r in worse["reasons"]) == 2
+    alone = evaluation.gate(steer, steer, wins(0.58, None))
+    assert alone["promote"] and any(r.startswith("not checked: no internal prompts") for r in alone["reasons"])
