@@ -87,6 +87,14 @@ def cache_replies(world, pool: list[dict], policies: dict, *, samples: int, seed
 
 
 # ---------------------------------------------------------------------------------------------- simulation
+def _by_card(pool: list[dict]) -> dict[str, list[int]]:
+    """character id -> the indices of its prompts in the pool."""
+    out: dict[str, list[int]] = {}
+    for j, it in enumerate(pool):
+        out.setdefault(it["character_id"], []).append(j)
+    return out
+
+
 def simulate(world, cache: dict, pool: list[dict], assignment: dict[str, str], *, days: int = 7, seed: int = 0,
              max_turns: int = 6) -> list[dict]:
     """A week of the test. Returns the event log: exposure and message events (kit/data.py A/B contract)."""
@@ -99,9 +107,7 @@ def simulate(world, cache: dict, pool: list[dict], assignment: dict[str, str], *
     if not users:
         raise KitError("A/B: no users assigned to either arm")
     samples = len(next(iter(cache.values()))["replies"][0])
-    by_card: dict[str, list[int]] = {}
-    for j, it in enumerate(pool):
-        by_card.setdefault(it["character_id"], []).append(j)
+    by_card = _by_card(pool)
     cards_by_cat: dict[str, list[str]] = {}
     for cid in sorted(world.cards):
         cards_by_cat.setdefault(world.cards[cid].category, []).append(cid)
@@ -191,6 +197,12 @@ def _metrics(active_days: np.ndarray, messages: np.ndarray, days: int) -> tuple[
     return float(breadth), float(depth)
 
 
+def _arm_metrics(table, days: int) -> dict[str, tuple[float, float]]:
+    """arm -> (breadth, depth) over a user table's rows of that arm."""
+    return {a: _metrics(table.loc[table["arm"] == a, "active_days"].to_numpy(),
+                        table.loc[table["arm"] == a, "messages"].to_numpy(), days) for a in ARMS}
+
+
 def analyse(events: list[dict], *, days: int | None = None, share: tuple[float, float] = (0.5, 0.5),
             n_boot: int = 2000, seed: int = 0) -> dict:
     """breadth and depth per arm, % lift with a 95 % user-level bootstrap interval, SRM p-value, MDE."""
@@ -202,7 +214,7 @@ def analyse(events: list[dict], *, days: int | None = None, share: tuple[float, 
     for a in ARMS:
         if arms[a].empty:
             raise KitError(f"A/B analysis: no exposed users in the {a} arm")
-    point = {a: _metrics(arms[a]["active_days"].to_numpy(), arms[a]["messages"].to_numpy(), n_days) for a in ARMS}
+    point = _arm_metrics(table, n_days)
     r = rng(seed, "ab-bootstrap")
     boots = {a: [] for a in ARMS}
     for a in ARMS:
@@ -232,11 +244,8 @@ def analyse(events: list[dict], *, days: int | None = None, share: tuple[float, 
 
 def resampled_rows(pool: list[dict], samples: int, r) -> np.ndarray:
     """Cache rows (prompt-major, sample-minor) redrawn with replacement within each character."""
-    by_card: dict[str, list[int]] = {}
-    for j, it in enumerate(pool):
-        by_card.setdefault(it["character_id"], []).append(j)
     rows = np.empty(len(pool) * samples, dtype=int)
-    for js in by_card.values():
+    for js in _by_card(pool).values():
         own = np.array([j * samples + s for j in js for s in range(samples)])
         rows[own] = r.choice(own, size=len(own), replace=True)
     return rows
@@ -264,12 +273,10 @@ def reply_noise(result: dict, world, cache: dict, pool: list[dict], assignment: 
         return dict(result, reply_noise={"n_sims": 0})
     r = rng(seed, "ab-reply-noise")
     lifts = {"breadth": [], "depth": []}
-    for b in range(n_sims):
+    for _ in range(n_sims):
         events = simulate(world, _resampled_cache(cache, pool, r), pool, assignment, days=days,
                           seed=int(r.integers(2**31)), max_turns=max_turns)
-        table = user_table(events, days)
-        point = {a: _metrics(table.loc[table["arm"] == a, "active_days"].to_numpy(),
-                             table.loc[table["arm"] == a, "messages"].to_numpy(), days) for a in ARMS}
+        point = _arm_metrics(user_table(events, days), days)
         for k, name in enumerate(lifts):
             lifts[name].append(point["treatment"][k] / point["control"][k] - 1)
     out = dict(result)

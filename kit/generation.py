@@ -77,15 +77,13 @@ def weights_fingerprint(model_name: str, adapter=None) -> str:
     h = hashlib.sha256(str(model_name).encode())
     if adapter is not None:
         path = Path(adapter)
-        files = [path / n for n in ("adapter_config.json", "adapter_model.safetensors")] if path.is_dir() else []
-        if any(f.exists() for f in files):
-            for f in files:
-                if f.exists():
-                    h.update(f.name.encode())
-                    with open(f, "rb") as fh:
-                        for chunk in iter(lambda: fh.read(1 << 20), b""):
-                            h.update(chunk)
-        else:
+        files = [path / n for n in ("adapter_config.json", "adapter_model.safetensors") if (path / n).is_file()]
+        for f in files:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        if not files:   # not a local adapter folder (a hub id, a missing path): its name stands for it
             h.update(f"adapter:{adapter}".encode())
     return h.hexdigest()[:20]
 

@@ -5,6 +5,16 @@ from kit import abtest
 from kit.errors import KitError
 
 
+class Canned:
+    """A stand-in policy: reply i to a batch of prompts is make(i)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def reply(self, prompts, **_):
+        return [self.make(i) for i in range(len(prompts))]
+
+
 def test_assignment_is_stable_and_split_as_designed():
     ids = [f"u-{i:05d}" for i in range(20000)]
     a = abtest.assign(ids, "gen1", 0.1)
@@ -61,19 +71,11 @@ def test_better_replies_raise_depth_in_the_simulated_world():
 
     world = World.build(seed=0, n_users=3000)
     pool = abtest.prompt_pool(world, per_card=2, seed=0)
-
-    class Fixed:
-        def __init__(self, make):
-            self.make = make
-
-        def reply(self, prompts, **_):
-            return [self.make(i) for i in range(len(prompts))]
-
     good = lambda i: world.cards[pool[i]["character_id"]].enforce(  # noqa: E731
         "Oh, that sounds lovely! Tell me more, what happened next?", pool[i]["user_name"])
     bad = lambda i: ("As an AI language model, I must remind you that it is important to remember to be "  # noqa: E731
                      "respectful. " * 6)
-    cache = abtest.cache_replies(world, pool, {"control": Fixed(bad), "treatment": Fixed(good)}, samples=1, seed=0)
+    cache = abtest.cache_replies(world, pool, {"control": Canned(bad), "treatment": Canned(good)}, samples=1, seed=0)
     assignment = abtest.assign(world.population.user_ids, "test", 0.3)
     events = abtest.simulate(world, cache, pool, assignment, days=4, seed=0)
     out = abtest.analyse(events, n_boot=300)
@@ -91,17 +93,11 @@ def test_reply_noise_widens_the_interval_when_the_cache_is_small():
     world = World.build(seed=0, n_users=3000)
     pool = abtest.prompt_pool(world, per_card=2, seed=0)
 
-    class Varied:
-        def __init__(self, offset):
-            self.offset = offset
-
-        def reply(self, prompts, **_):
-            texts = ["Oh, that sounds lovely! Tell me more, what happened next?",
-                     "As an AI language model, I must remind you to be respectful. " * 4,
-                     "Hmm.", "What a day! I'd love to hear about it. How did you feel?"]
-            return [texts[(i + self.offset) % len(texts)] for i in range(len(prompts))]
-
-    cache = abtest.cache_replies(world, pool, {"control": Varied(0), "treatment": Varied(1)}, samples=1, seed=0)
+    texts = ["Oh, that sounds lovely! Tell me more, what happened next?",
+             "As an AI language model, I must remind you to be respectful. " * 4,
+             "Hmm.", "What a day! I'd love to hear about it. How did you feel?"]
+    arms = {arm: Canned(lambda i, k=k: texts[(i + k) % len(texts)]) for k, arm in enumerate(("control", "treatment"))}
+    cache = abtest.cache_replies(world, pool, arms, samples=1, seed=0)
     rows = abtest.resampled_rows(pool, 2, np.random.default_rng(0))   # redrawn only within a character
     assert sorted(rows) != list(range(len(rows)))
     assert [pool[j // 2]["character_id"] for j in rows] == [pool[j // 2]["character_id"] for j in range(len(rows))]
