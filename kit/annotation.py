@@ -272,3 +272,21 @@ def import_labels(path, cards: dict) -> list[dict]:
         p.setdefault("source", "user")
     assert_no_pii(pairs, str(path))
     return pairs
+
+
+def load_labels(run, generation: int, name: str, *, accumulate: bool = True) -> list[dict]:
+    """Annotation set `name` (train_pairs, eval_consensus, ...) of generation `generation`, or, with `accumulate`,
+    of every generation up to it that has one, oldest first: the labelled set grows generation after generation
+    as a production annotation effort does, instead of each reward model starting from a few dozen pairs. Train
+    and evaluation sets stay apart across generations: the held-out split hashes the conversation's opening, so
+    an opening is on the same side in every generation."""
+    from .data import load_dataset_dir
+
+    out = []
+    for g in range(0 if accumulate else generation, generation + 1):
+        path = run.stage(g, "annotation", name, create=False)
+        if path.exists():
+            out += [dict(p, annotated_in=g) for p in load_dataset_dir(path).to_list()]
+        elif g == generation:
+            raise KitError(f"{path}: not found (run notebook 02 for generation {g} first)")
+    return out

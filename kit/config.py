@@ -34,7 +34,7 @@ PROFILES: dict[str, dict] = {
         n_raters=5, max_annotated_prompts=64, eval_fraction=0.35,
         rm_max_pairs=96, rm_max_signal_examples=32, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
         rs_max_prompts=24, rs_temperatures=(0.8,), sft_epochs=2.0, sft_batch_size=8, sft_lora_layers=10,
-        dpo_max_pairs=12, rl_steps=4, rl_prompts_per_step=2, rl_num_generations=4, policy_eval_prompts=24,
+        dpo_max_pairs=12, rl_steps=8, rl_prompts_per_step=2, rl_num_generations=4, policy_eval_prompts=24,
         eval_prompts=24, ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1, ab_days=7,
         ab_reply_sims=30,
     ),
@@ -159,6 +159,7 @@ class RewardModelConfig:
     score_batch_size: int = 16
     signal_weights: dict | None = None   # composite reward: {"continue": w, "thumb_up": w}; None = preference only
     style_flag_threshold: float = 0.3    # |standardised difference| or |correlation| that flags a style feature
+    rm_accumulate_labels: bool = True    # train and evaluate on every generation's annotation so far
 
     def __post_init__(self):
         _at_least_one(self, ("rm_max_pairs", "rm_max_signal_examples", "rm_batch_size", "rm_lora_r", "rm_max_length"))
@@ -205,7 +206,8 @@ class PolicyConfig:
     rl_steps: int = 16
     rl_prompts_per_step: int = 2
     rl_num_generations: int = 4
-    rl_lr: float = 2e-5
+    rl_lr: float = 1e-4                 # a LoRA rate (full-weight RL uses ~1e-6); at 2e-5 four cpu steps left the
+                                        # KL to the start policy below 1e-5 and its samples unchanged
     rl_beta: float = 0.04               # KL coefficient, always set explicitly (Unsloth's GRPO default is 0.0)
     rl_loss_type: str = "grpo"          # TRL GRPO loss type, always set explicitly (Unsloth's default is dapo)
     rl_temperature: float = 1.0

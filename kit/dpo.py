@@ -67,7 +67,7 @@ def rows(pairs: list[dict], cards: dict) -> list[dict]:
 
 
 def dpo_config(out: str, seed: int, *, beta: float, lr: float, batch_size: int, epochs: float | None = None,
-               max_steps: int | None = None, max_length: int = 768, schedule: str = "cosine", warmup: float = 0.05):
+               max_steps: int | None = None, max_length: int = 768, schedule: str = "cosine", warmup: float = 0.0):
     from trl import DPOConfig
 
     return DPOConfig(beta=beta, loss_type=["sigmoid"], max_length=max_length,

@@ -14,10 +14,13 @@ ADAPTER_META = "kit_policy.json"
 
 
 def base_args(out: str, seed: int, *, batch_size: int, epochs: float | None = None, lr: float,
-              max_steps: int | None = None, schedule: str = "cosine", warmup: float = 0.05) -> dict:
+              max_steps: int | None = None, schedule: str = "cosine", warmup: float = 0.0) -> dict:
     """Arguments shared by every trainer. `out` is a scratch folder (nothing is checkpointed there).
-    A single-step trainer (online DPO's rounds) needs `schedule="constant", warmup=0`: with any warm-up its only
-    step would run at learning rate 0."""
+
+    No warm-up by default. transformers rounds a warm-up fraction up to whole steps and runs the first step at
+    learning rate 0, so in the short runs of the tiny and cpu profiles (a DPO patch of 2 steps, 4 RL steps) the
+    first step was wasted: the cpu profile's DPO patch logged a loss of exactly log 2 at both of its steps. LoRA
+    starts from B = 0, so the first updates are small anyway. Pass `warmup` (a fraction) for long runs."""
     from .models import choose_backend
 
     backend = choose_backend(quiet=True)

@@ -47,3 +47,17 @@ def test_consensus_and_single_rater_views():
     assert len(annotation.consensus_split(pairs, 0.8)) == 2
     single = annotation.single_rater_view(pairs)
     assert single[1]["chosen"] == [{"content": "b"}]
+
+
+def test_labels_accumulate_across_generations(tmp_path):
+    from kit.data import save_dataset
+    from kit.paths import Run
+
+    run = Run(tmp_path / "run")
+    for g, texts in ((0, ["a", "b"]), (1, ["c"])):
+        save_dataset([{"text": t} for t in texts], run.stage(g, "annotation", "train_pairs"))
+    grown = annotation.load_labels(run, 1, "train_pairs")
+    assert [(p["text"], p["annotated_in"]) for p in grown] == [("a", 0), ("b", 0), ("c", 1)]
+    assert [p["text"] for p in annotation.load_labels(run, 1, "train_pairs", accumulate=False)] == ["c"]
+    with pytest.raises(KitError, match="notebook 02 for generation 2"):
+        annotation.load_labels(run, 2, "train_pairs")
