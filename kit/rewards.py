@@ -265,8 +265,7 @@ def utility_alignment(world, scorer: Scorer, pairs: list[dict], cards: dict, **k
 
     items, replies = [], []
     for p in pairs:
-        base = {"character_id": p["character_id"], "history": p["prompt"], "user_name": p.get("user_name"),
-                "user_message": p["prompt"][-1]["content"]}
+        base = _world_item(p)
         for key in ("chosen", "rejected"):
             items.append(base)
             replies.append(p[key][0]["content"])
@@ -281,6 +280,51 @@ def utility_alignment(world, scorer: Scorer, pairs: list[dict], cards: dict, **k
                           "reward": reward, "utility": truth})
     frame["rank_gap"] = frame["reward"].rank(pct=True) - frame["utility"].rank(pct=True)
     return frame, float(rho), float(pval)
+
+
+def _world_item(pair: dict) -> dict:
+    """What the world needs to measure a reply to this pair's prompt (kit.world.World.measure)."""
+    history = pair["prompt"]
+    return {"character_id": pair["character_id"], "history": history, "user_name": pair.get("user_name"),
+            "user_message": history[-1]["content"] if history else "",
+            "earlier": [m["content"] for m in history if m["role"] == "assistant"]}
+
+
+def _measured_difference(world, pairs: list[dict]):
+    """World-measured features of chosen minus rejected, per pair, and the hidden utility gap (average user)."""
+    chosen = world.measure([dict(_world_item(p), reply=p["chosen"][0]["content"]) for p in pairs])
+    rejected = world.measure([dict(_world_item(p), reply=p["rejected"][0]["content"]) for p in pairs])
+    cols = [c for c in chosen.columns if chosen[c].dtype != object]
+    diff = chosen[cols].to_numpy(float) - rejected[cols].to_numpy(float)
+    return diff, cols, world.mean_user_utility(chosen) - world.mean_user_utility(rejected)
+
+
+def label_ceiling(world, train_pairs: list[dict], eval_pairs: list[dict], *, l2: float = 1.0) -> dict:
+    """What these labels can teach at all, measured in the synthetic world (no real-data counterpart).
+
+    A logistic regression on the differences of the world's own measured features (following, length,
+    relevance, emoji, ...: the inputs of the hidden utility, which no reward model sees directly) is fitted to the
+    training labels, both orders, no intercept, and scored on `eval_pairs`. A reward model that reads only text
+    should not be expected to beat it; when it sits near 50 % the labels are too few or too noisy, whatever the
+    model. Also reported: how often each label set picks the reply with the higher hidden utility."""
+    from sklearn.linear_model import LogisticRegression
+
+    out = {"train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs), "accuracy": None, "ci95": None}
+    if not train_pairs or not eval_pairs:
+        return out
+    x_train, cols, gap_train = _measured_difference(world, train_pairs)
+    x_eval, _, gap_eval = _measured_difference(world, eval_pairs)
+    scale = np.maximum(np.abs(x_train).max(axis=0), 1e-9)
+    x = np.vstack([x_train, -x_train]) / scale
+    y = np.r_[np.ones(len(x_train)), np.zeros(len(x_train))]
+    model = LogisticRegression(C=1.0 / l2, fit_intercept=False, max_iter=5000).fit(x, y)
+    wins = int(np.sum(model.decision_function(x_eval / scale) > 0))
+    coef = dict(zip(cols, (model.coef_[0] / scale).round(4).tolist()))
+    out.update(accuracy=wins / len(eval_pairs), ci95=wilson_ci(wins, len(eval_pairs)),
+               train_labels_agree_with_utility=float(np.mean(gap_train > 0)),
+               eval_labels_agree_with_utility=float(np.mean(gap_eval > 0)),
+               weights=dict(sorted(coef.items(), key=lambda kv: -abs(kv[1]))))
+    return out
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 5) -> dict:

@@ -74,3 +74,37 @@ def test_pairwise_answer_does_not_flip_when_replies_swap(trained, world):
 def test_scorer_refuses_a_folder_that_is_not_a_reward_model(tmp_path):
     with pytest.raises(KitError, match="not a kit reward model"):
         rewards.Scorer(tmp_path)
+
+
+def _rule_pairs(world, follow_chosen: bool = True) -> list[dict]:
+    """Pairs whose only systematic difference is the card's rules: a plain reply vs the same reply after the
+    raters' rule edits (Card.enforce)."""
+    texts = ["Oh, I spent the morning reading about old ships and the people who sailed them.",
+             "Honestly I was just thinking about you and wondering how your week went.",
+             "That sounds like a lot. Let's take it one step at a time and see where we land."]
+    pairs = []
+    for cid, card in sorted(world.cards.items()):
+        for n, text in enumerate(texts):
+            fixed = card.enforce(text, "Sam")
+            if fixed == text:
+                continue
+            good, bad = (fixed, text) if follow_chosen else (text, fixed)
+            pairs.append({"prompt": [{"role": "user", "content": "hey, what have you been up to today?"}],
+                          "chosen": [{"role": "assistant", "content": good}],
+                          "rejected": [{"role": "assistant", "content": bad}],
+                          "character_id": cid, "user_name": "Sam", "conversation_id": f"{cid}-{n}", "turn": 0})
+    return pairs
+
+
+def test_label_ceiling_learns_what_the_labels_reward(world):
+    pairs = _rule_pairs(world)
+    assert len(pairs) >= 12
+    train, held = pairs[::2], pairs[1::2]
+    out = rewards.label_ceiling(world, train, held)
+    assert out["train_pairs"] == len(train) and out["eval_pairs"] == len(held)
+    assert out["accuracy"] >= 0.8 and out["ci95"][0] > 0.5
+    assert out["weights"]["following"] > 0, "following the card is what these labels reward"
+    assert out["eval_labels_agree_with_utility"] > 0.5
+    flipped = rewards.label_ceiling(world, _rule_pairs(world, follow_chosen=False)[::2], held)
+    assert flipped["accuracy"] <= 0.2, "labels that reward breaking the rules teach the opposite"
+    assert rewards.label_ceiling(world, [], held)["accuracy"] is None
