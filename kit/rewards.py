@@ -232,8 +232,7 @@ def wilson_ci(successes: int, n: int, z: float = 1.96) -> list[float]:
 
 
 def _pair_items(pairs):
-    return [{"character_id": p["character_id"], "history": p["prompt"], "user_name": p.get("user_name")}
-            for p in pairs]
+    return [_world_item(p) for p in pairs]
 
 
 def pointwise_accuracy(scorer: Scorer, pairs: list[dict], cards: dict, **kw) -> dict:
@@ -292,38 +291,44 @@ def _world_item(pair: dict) -> dict:
 
 def _measured_difference(world, pairs: list[dict]):
     """World-measured features of chosen minus rejected, per pair, and the hidden utility gap (average user)."""
-    chosen = world.measure([dict(_world_item(p), reply=p["chosen"][0]["content"]) for p in pairs])
-    rejected = world.measure([dict(_world_item(p), reply=p["rejected"][0]["content"]) for p in pairs])
+    items = _pair_items(pairs)
+    chosen = world.measure([dict(it, reply=p["chosen"][0]["content"]) for it, p in zip(items, pairs)])
+    rejected = world.measure([dict(it, reply=p["rejected"][0]["content"]) for it, p in zip(items, pairs)])
     cols = [c for c in chosen.columns if chosen[c].dtype != object]
     diff = chosen[cols].to_numpy(float) - rejected[cols].to_numpy(float)
     return diff, cols, world.mean_user_utility(chosen) - world.mean_user_utility(rejected)
 
 
-def label_ceiling(world, train_pairs: list[dict], eval_pairs: list[dict], *, l2: float = 1.0) -> dict:
+def label_ceiling(world, train_pairs: list[dict], splits: dict[str, list[dict]], *, l2: float = 1.0) -> dict:
     """What these labels can teach at all, measured in the synthetic world (no real-data counterpart).
 
     A logistic regression on the differences of the world's own measured features (following, length,
-    relevance, emoji, ...: the inputs of the hidden utility, which no reward model sees directly) is fitted to the
-    training labels, both orders, no intercept, and scored on `eval_pairs`. A reward model that reads only text
-    should not be expected to beat it; when it sits near 50 % the labels are too few or too noisy, whatever the
-    model. Also reported: how often each label set picks the reply with the higher hidden utility."""
+    relevance, emoji, ...: the inputs of the hidden utility, which no reward model sees directly) is fitted once to
+    the training labels, both orders, no intercept, and scored on each evaluation split of `splits` (name -> pairs).
+    A reward model that reads only text should not be expected to beat it; when it sits near 50 % the labels are
+    too few or too noisy, whatever the model. Also reported: how often each label set picks the reply with the
+    higher hidden utility. Returns name -> result."""
     from sklearn.linear_model import LogisticRegression
 
-    out = {"train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs), "accuracy": None, "ci95": None}
-    if not train_pairs or not eval_pairs:
+    out = {name: {"train_pairs": len(train_pairs), "eval_pairs": len(pairs), "accuracy": None, "ci95": None}
+           for name, pairs in splits.items()}
+    if not train_pairs:
         return out
     x_train, cols, gap_train = _measured_difference(world, train_pairs)
-    x_eval, _, gap_eval = _measured_difference(world, eval_pairs)
     scale = np.maximum(np.abs(x_train).max(axis=0), 1e-9)
     x = np.vstack([x_train, -x_train]) / scale
     y = np.r_[np.ones(len(x_train)), np.zeros(len(x_train))]
     model = LogisticRegression(C=1.0 / l2, fit_intercept=False, max_iter=5000).fit(x, y)
-    wins = int(np.sum(model.decision_function(x_eval / scale) > 0))
     coef = dict(zip(cols, (model.coef_[0] / scale).round(4).tolist()))
-    out.update(accuracy=wins / len(eval_pairs), ci95=wilson_ci(wins, len(eval_pairs)),
-               train_labels_agree_with_utility=float(np.mean(gap_train > 0)),
-               eval_labels_agree_with_utility=float(np.mean(gap_eval > 0)),
-               weights=dict(sorted(coef.items(), key=lambda kv: -abs(kv[1]))))
+    weights = dict(sorted(coef.items(), key=lambda kv: -abs(kv[1])))
+    for name, pairs in splits.items():
+        if not pairs:
+            continue
+        x_eval, _, gap_eval = _measured_difference(world, pairs)
+        wins = int(np.sum(model.decision_function(x_eval / scale) > 0))
+        out[name].update(accuracy=wins / len(pairs), ci95=wilson_ci(wins, len(pairs)),
+                         train_labels_agree_with_utility=float(np.mean(gap_train > 0)),
+                         eval_labels_agree_with_utility=float(np.mean(gap_eval > 0)), weights=weights)
     return out
 
 

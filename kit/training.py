@@ -18,7 +18,7 @@ def base_args(out: str, seed: int, *, batch_size: int, epochs: float | None = No
     """Arguments shared by every trainer. `out` is a scratch folder (nothing is checkpointed there).
 
     No warm-up by default. transformers rounds a warm-up fraction up to whole steps and runs the first step at
-    learning rate 0, so in the short runs of the tiny and cpu profiles (a DPO patch of 2 steps, 4 RL steps) the
+    learning rate 0, so in the short runs of the tiny and cpu profiles (a DPO patch of 2 steps, a few RL steps) the
     first step was wasted: the cpu profile's DPO patch logged a loss of exactly log 2 at both of its steps. LoRA
     starts from B = 0, so the first updates are small anyway. Pass `warmup` (a fraction) for long runs."""
     from .models import choose_backend

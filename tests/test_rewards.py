@@ -100,11 +100,13 @@ def test_label_ceiling_learns_what_the_labels_reward(world):
     pairs = _rule_pairs(world)
     assert len(pairs) >= 12
     train, held = pairs[::2], pairs[1::2]
-    out = rewards.label_ceiling(world, train, held)
+    out = rewards.label_ceiling(world, train, {"held": held, "none": []})
+    assert out["none"]["accuracy"] is None and out["none"]["eval_pairs"] == 0
+    out = out["held"]
     assert out["train_pairs"] == len(train) and out["eval_pairs"] == len(held)
     assert out["accuracy"] >= 0.8 and out["ci95"][0] > 0.5
     assert out["weights"]["following"] > 0, "following the card is what these labels reward"
     assert out["eval_labels_agree_with_utility"] > 0.5
-    flipped = rewards.label_ceiling(world, _rule_pairs(world, follow_chosen=False)[::2], held)
+    flipped = rewards.label_ceiling(world, _rule_pairs(world, follow_chosen=False)[::2], {"held": held})["held"]
     assert flipped["accuracy"] <= 0.2, "labels that reward breaking the rules teach the opposite"
-    assert rewards.label_ceiling(world, [], held)["accuracy"] is None
+    assert rewards.label_ceiling(world, [], {"held": held})["held"]["accuracy"] is None
