@@ -48,15 +48,13 @@ def hidden_differences(model, tok, cards, pairs: list[dict], max_length: int) ->
 
 
 def probe(x_train: np.ndarray, evals: dict[str, np.ndarray]) -> list[dict]:
-    """Logistic regression without intercept on feature differences, both orders, for each L2 strength."""
-    from sklearn.linear_model import LogisticRegression
+    """kit.rewards.fit_difference_regression on the hidden-state differences, for each L2 strength."""
+    from kit.rewards import fit_difference_regression
 
     scale = np.abs(x_train).mean(axis=0) + 1e-6
-    x = np.vstack([x_train, -x_train]) / scale
-    y = np.r_[np.ones(len(x_train)), np.zeros(len(x_train))]
     out = []
     for c in PROBE_C:
-        model = LogisticRegression(C=c, fit_intercept=False, max_iter=5000).fit(x, y)
+        model = fit_difference_regression(x_train, scale, c=c)
         acc = {"train": float(np.mean(model.decision_function(x_train / scale) > 0))}
         acc.update({k: float(np.mean(model.decision_function(v / scale) > 0)) for k, v in evals.items() if len(v)})
         out.append({"C": c, "accuracy": acc})
@@ -97,7 +95,6 @@ def main() -> None:
     ap.add_argument("--name", default="reward_generalisation", help="file name under bench/results/")
     args = ap.parse_args()
 
-    import platform
     import sys
 
     from kit import rewards
@@ -106,8 +103,10 @@ def main() -> None:
     from kit.models import load_classifier
     from kit.paths import Run, write_json, write_text
     from kit.world.world import World
+    from stages import device   # bench/stages.py, beside this script: one description of the machine
 
     start = time.perf_counter()
+    dev = device()
     run, g = Run(args.run_dir), args.generation
     world = World.build(args.seed, stage_config(WorldConfig, args.profile).n_users)
     cards = world.cards
@@ -134,7 +133,7 @@ def main() -> None:
               "single_pairs": len(single), "reward_model": rm,
               "probe": probe(x["train"], {"consensus": x["consensus"], "single": x["single"]}),
               "label_ceiling": rewards.label_ceiling(world, train, {"consensus": consensus, "single rater": single}),
-              "seconds": round(time.perf_counter() - start, 1), "device": f"{platform.machine()}, {_cores()} cores",
+              "seconds": round(time.perf_counter() - start, 1), "device": f"{dev['cpu']}, {dev['cores']} cores",
               "command": "python " + " ".join(["bench/reward_generalisation.py"] + sys.argv[1:]),
               "settings": vars(args)}
     out = Path(__file__).resolve().parent / "results"
@@ -142,12 +141,6 @@ def main() -> None:
     md = markdown(result)
     write_text(out / f"{args.name}.md", md)
     print(md)
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 if __name__ == "__main__":

@@ -299,6 +299,17 @@ def _measured_difference(world, pairs: list[dict]):
     return diff, cols, world.mean_user_utility(chosen) - world.mean_user_utility(rejected)
 
 
+def fit_difference_regression(x_diff: np.ndarray, scale: np.ndarray, *, c: float = 1.0):
+    """A logistic regression that says whether the first reply of a pair is the better one, from per-pair feature
+    differences (chosen minus rejected) divided by `scale`. Fitted on both orders without an intercept, so swapping
+    the replies flips its answer exactly. `c` is sklearn's inverse L2 strength."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.vstack([x_diff, -x_diff]) / scale
+    y = np.r_[np.ones(len(x_diff)), np.zeros(len(x_diff))]
+    return LogisticRegression(C=c, fit_intercept=False, max_iter=5000).fit(x, y)
+
+
 def label_ceiling(world, train_pairs: list[dict], splits: dict[str, list[dict]], *, l2: float = 1.0) -> dict:
     """What these labels can teach at all, measured in the synthetic world (no real-data counterpart).
 
@@ -308,17 +319,13 @@ def label_ceiling(world, train_pairs: list[dict], splits: dict[str, list[dict]],
     A reward model that reads only text should not be expected to beat it; when it sits near 50 % the labels are
     too few or too noisy, whatever the model. Also reported: how often each label set picks the reply with the
     higher hidden utility. Returns name -> result."""
-    from sklearn.linear_model import LogisticRegression
-
     out = {name: {"train_pairs": len(train_pairs), "eval_pairs": len(pairs), "accuracy": None, "ci95": None}
            for name, pairs in splits.items()}
     if not train_pairs:
         return out
     x_train, cols, gap_train = _measured_difference(world, train_pairs)
     scale = np.maximum(np.abs(x_train).max(axis=0), 1e-9)
-    x = np.vstack([x_train, -x_train]) / scale
-    y = np.r_[np.ones(len(x_train)), np.zeros(len(x_train))]
-    model = LogisticRegression(C=1.0 / l2, fit_intercept=False, max_iter=5000).fit(x, y)
+    model = fit_difference_regression(x_train, scale, c=1.0 / l2)
     coef = dict(zip(cols, (model.coef_[0] / scale).round(4).tolist()))
     weights = dict(sorted(coef.items(), key=lambda kv: -abs(kv[1])))
     for name, pairs in splits.items():
