@@ -80,22 +80,34 @@ def train(model_name: str, start_adapter, items: list[dict], cards: dict, reward
     raise ParameterError("rl_algorithm", "grpo or online_dpo (none skips RL)", cfg.rl_algorithm)
 
 
-def _start(model_name, start_adapter, cfg, seed):
-    from .models import load_policy
+def max_seq_length(tokenizer, rows: list[dict], completion_tokens: int, floor: int) -> int:
+    """The longest rendered prompt plus a whole completion (at least `floor`). TRL's GRPO does not truncate
+    prompts, and Unsloth's fast forward cuts every sequence at the model's max_seq_length, so a shorter limit would
+    cut late-turn samples and misalign their log-probs and KL with the completions."""
+    longest = max(len(tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True,
+                                                    return_dict=True)["input_ids"]) for r in rows)
+    return max(floor, longest + completion_tokens)
+
+
+def _start(model_name, start_adapter, rows, cfg, seed):
+    from .models import load_policy, load_tokenizer
 
     if start_adapter is None:
         raise KitError("RL starts from the generation's SFT (or DPO) adapter; run notebook 04 first")
-    return load_policy(model_name, start_adapter, trainable=True, max_seq_length=cfg.sft_max_length, seed=seed)
+    length = max_seq_length(load_tokenizer(model_name), rows, cfg.max_new_tokens, cfg.sft_max_length)
+    return load_policy(model_name, start_adapter, trainable=True, max_seq_length=length, seed=seed)
 
 
 def train_grpo(model_name: str, start_adapter, items: list[dict], cards: dict, reward_fn, out_dir, cfg,
                seed: int) -> dict:
+    from .models import choose_backend
+
+    choose_backend(quiet=True)  # before TRL is bound: on its backend this imports Unsloth, which patches TRL
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from .models import choose_backend
-
-    model, tok = _start(model_name, start_adapter, cfg, seed)
+    rows = _rows(items, cards)
+    model, tok = _start(model_name, start_adapter, rows, cfg, seed)
     k = cfg.rl_num_generations
     with tempfile.TemporaryDirectory() as tmp:
         args = GRPOConfig(loss_type=cfg.rl_loss_type, beta=cfg.rl_beta, num_generations=k,
@@ -104,36 +116,40 @@ def train_grpo(model_name: str, start_adapter, items: list[dict], cards: dict, r
                           **base_args(tmp, seed, batch_size=cfg.rl_prompts_per_step * k, lr=cfg.rl_lr,
                                       max_steps=cfg.rl_steps))
         trainer = GRPOTrainer(model=model, reward_funcs=reward_function(reward_fn), args=args,
-                              train_dataset=Dataset.from_list(_rows(items, cards)), processing_class=tok)
+                              train_dataset=Dataset.from_list(rows), processing_class=tok)
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
     backend = choose_backend(quiet=True)
+    # what the trainer ran with, read back from it: a patched trainer may replace what the config asked for
+    loss_type, beta = trainer.args.loss_type, trainer.args.beta
     reference = "adapter 'ref' (frozen copy of the start adapter)" if "ref" in trainer.model.peft_config else \
-        ("none (beta = 0: no KL term)" if cfg.rl_beta == 0 else "base model (adapters disabled)")
+        ("none (beta = 0: no KL term)" if beta == 0 else "base model (adapters disabled)")
     save_adapter(trainer.model, out_dir, {"stage": "rl", "algorithm": "grpo", "base_model": model_name,
-                                          "start_adapter": str(start_adapter), "loss_type": cfg.rl_loss_type,
-                                          "beta": cfg.rl_beta, "reference": reference, "backend": backend.name,
+                                          "start_adapter": str(start_adapter), "loss_type": loss_type,
+                                          "beta": beta, "reference": reference, "backend": backend.name,
                                           "seed": seed})
     curves = history(trainer, GRPO_CURVES)
     curves["length"] = curves.pop("completions/mean_length", [])
-    return {"algorithm": "grpo", "steps": cfg.rl_steps, "loss_type": cfg.rl_loss_type, "beta": cfg.rl_beta,
+    return {"algorithm": "grpo", "steps": cfg.rl_steps, "loss_type": loss_type, "beta": beta,
             "reference": reference, "curves": curves, "seconds": seconds, "backend": backend.name}
 
 
 def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: dict, reward_fn, out_dir, cfg,
                      seed: int) -> dict:
     """Rounds of: sample rl_num_generations replies per prompt, rank by reward, one DPO step on (best, worst)."""
+    from .models import choose_backend
+
+    choose_backend(quiet=True)  # before TRL is bound: on its backend this imports Unsloth, which patches TRL
     from datasets import Dataset
     from trl import DPOTrainer
 
     from .dpo import dpo_config
     from .generation import generate_replies
-    from .models import choose_backend
 
     if cfg.rl_beta <= 0:
         raise ParameterError("rl_beta", "> 0 for online_dpo (it is DPO's beta)", cfg.rl_beta)
-    model, tok = _start(model_name, start_adapter, cfg, seed)
+    model, tok = _start(model_name, start_adapter, _rows(items, cards), cfg, seed)
     anchor = {n: p.detach().clone() for n, p in model.named_parameters() if ".default." in n}
     curves: dict[str, list[float]] = {"reward": [], "reward_std": [], "kl": [], "length": [], "loss": []}
     start = time.perf_counter()
@@ -187,4 +203,5 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
             "backend": backend.name, "loss": curves["loss"]}
 
 
-__all__ = ["near_policy_prompts", "reward_function", "train", "train_grpo", "train_online_dpo", "losses"]
+__all__ = ["near_policy_prompts", "reward_function", "max_seq_length", "train", "train_grpo", "train_online_dpo",
+           "losses"]

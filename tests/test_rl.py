@@ -1,4 +1,6 @@
 """Online RL: near-policy prompt choice, and one real step of each algorithm with explicit loss type and KL."""
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
@@ -55,3 +57,74 @@ def test_one_rl_step(algorithm, world, start_adapter, tmp_path):
     assert log["reference"].startswith("adapter 'ref'")
     assert log["curves"]["reward"] and log["curves"]["kl"]
     assert (tmp_path / "rl" / "adapter_model.safetensors").exists()
+
+
+def _long_items(n_turns: int) -> list[dict]:
+    turns = []
+    for i in range(n_turns):
+        turns += [{"role": "user", "content": f"tell me everything about the storm on day {i}, every detail"},
+                  {"role": "assistant", "content": "Arr, the waves rose like mountains and the mast cracked twice!"}]
+    return [{"character_id": "aria", "user_name": "Ann", "history": turns + [{"role": "user", "content": "and then?"}]},
+            {"character_id": "aria", "user_name": None, "history": [{"role": "user", "content": "hi"}]}]
+
+
+class _Loaded(Exception):
+    pass
+
+
+def test_rl_policy_sees_its_longest_prompt_and_a_whole_completion(world, monkeypatch):
+    """Defect 2: the RL policy was loaded with max_seq_length = sft_max_length; TRL's GRPO does not truncate
+    prompts and Unsloth's fast forward cuts at max_seq_length, so late-turn samples were cut."""
+    from kit import models
+    from kit.models import load_tokenizer
+
+    cfg = stage_config(PolicyConfig, "tiny", sft_max_length=128, max_new_tokens=24)
+    items = _long_items(6)
+    tok = load_tokenizer()
+    longest = max(len(tok.apply_chat_template(world.cards[it["character_id"]].prompt(it["history"], it["user_name"]),
+                                              add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+                  for it in items)
+    assert longest + cfg.max_new_tokens > cfg.sft_max_length   # the case that was cut
+    seen = []
+
+    def load_policy(*args, **kwargs):
+        seen.append(kwargs["max_seq_length"])
+        raise _Loaded
+
+    monkeypatch.setattr(models, "load_policy", load_policy)
+    for algorithm in ("grpo", "online_dpo"):
+        with pytest.raises(_Loaded):
+            rl.train("smollm2-135m-instruct", "/nonexistent/adapter", items, world.cards, _short_is_better, "/nowhere",
+                     stage_config(PolicyConfig, "tiny", sft_max_length=128, max_new_tokens=24,
+                                  rl_algorithm=algorithm), 0)
+    assert seen == [longest + cfg.max_new_tokens] * 2
+    short = rl.max_seq_length(tok, [{"prompt": [{"role": "user", "content": "hi"}]}], 24, floor=768)
+    assert short == 768   # never below what SFT and DPO load with
+
+
+def test_grpo_reports_the_loss_type_and_kl_its_trainer_ran_with(world, monkeypatch, tmp_path):
+    """Defect 8: the log copied loss type and beta from the config, so tests/test_gpu.py could not see Unsloth
+    replace them. A trainer that ran with dapo / beta 0 must be reported as such."""
+    import trl
+
+    from kit import models
+
+    class Trainer:
+        def __init__(self, model, args, **kwargs):
+            self.model = model
+            self.args = SimpleNamespace(loss_type="dapo", beta=0.0)   # what a patched trainer might run with
+            self.state = SimpleNamespace(log_history=[])
+
+        def train(self):
+            pass
+
+    model = SimpleNamespace(peft_config={"default": None})
+    monkeypatch.setattr(models, "load_policy", lambda *a, **k: (model, models.load_tokenizer()))
+    monkeypatch.setattr(trl, "GRPOTrainer", Trainer)
+    monkeypatch.setattr(trl, "GRPOConfig", lambda **kwargs: SimpleNamespace(**kwargs))
+    monkeypatch.setattr(rl, "save_adapter", lambda model, out, meta: meta)
+    cfg = stage_config(PolicyConfig, "tiny", rl_algorithm="grpo", rl_loss_type="grpo", rl_beta=0.04)
+    log = rl.train("smollm2-135m-instruct", "/nonexistent/adapter", ITEMS, world.cards, _short_is_better,
+                   tmp_path / "rl", cfg, 0)
+    assert (log["loss_type"], log["beta"]) == ("dapo", 0.0)
+    assert log["reference"].startswith("none (beta = 0")
