@@ -68,6 +68,9 @@ def rows(pairs: list[dict], cards: dict) -> list[dict]:
 
 def dpo_config(out: str, seed: int, *, beta: float, lr: float, batch_size: int, epochs: float | None = None,
                max_steps: int | None = None, max_length: int = 768, schedule: str = "cosine", warmup: float = 0.0):
+    from .models import choose_backend
+
+    choose_backend(quiet=True)  # before TRL is bound: on its backend this imports Unsloth, which patches TRL
     from trl import DPOConfig
 
     return DPOConfig(beta=beta, loss_type=["sigmoid"], max_length=max_length,
@@ -77,10 +80,11 @@ def dpo_config(out: str, seed: int, *, beta: float, lr: float, batch_size: int, 
 
 def train_dpo(model_name: str, start_adapter, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
     """DPO on `pairs` starting from (and anchored to) the adapter at `start_adapter`. Saves one adapter."""
+    from .models import choose_backend, load_policy
+
+    choose_backend(quiet=True)  # before TRL is bound: on its backend this imports Unsloth, which patches TRL
     from datasets import Dataset
     from trl import DPOTrainer
-
-    from .models import choose_backend, load_policy
 
     if not pairs:
         raise KitError("DPO: no preference pairs for the patch")

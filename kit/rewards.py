@@ -68,10 +68,11 @@ def _losses(trainer) -> list[float]:
 # ---------------------------------------------------------------------------------------------- training
 def train_pointwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
     """Bradley-Terry reward model with TRL's RewardTrainer on preference pairs (conversational form)."""
+    from .models import choose_backend, load_classifier
+
+    choose_backend(quiet=True)  # before TRL is bound: on its backend this imports Unsloth, which patches TRL
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
-
-    from .models import load_classifier
 
     if not pairs:
         raise KitError("pointwise reward model: no preference pairs to train on (run notebook 02 first)")
@@ -113,10 +114,11 @@ def _encode(tok, messages_list: list[list[dict]], max_length: int) -> list[list[
 def train_binary(model_name: str, messages_list: list[list[dict]], labels: list[int], out_dir, cfg, seed: int,
                  kind: str) -> dict:
     """A one-logit classifier trained with binary cross-entropy (pairwise judge, user-signal models)."""
+    from .models import choose_backend, load_classifier
+
+    choose_backend(quiet=True)  # before transformers is bound: Unsloth first on its backend
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, TrainingArguments
-
-    from .models import load_classifier
 
     if not messages_list:
         raise KitError(f"{kind} model: no training examples")

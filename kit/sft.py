@@ -30,6 +30,10 @@ def examples(records: list[dict], cards: dict) -> list[dict]:
 def make_trainer(model, tokenizer, rows: list[dict], cfg, seed: int, out: str):
     """The SFTTrainer the kit trains with (exposed so a test can check exactly what the loss sees)."""
     from datasets import Dataset
+
+    from .models import choose_backend
+
+    choose_backend(quiet=True)  # before TRL is bound: on its backend this imports Unsloth, which patches TRL
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(max_length=cfg.sft_max_length, completion_only_loss=True, packing=False,
@@ -89,6 +93,9 @@ def train_sft(model_name: str, records: list[dict], cards: dict, out_dir, cfg, s
 
 def load_adapter_check(adapter_dir) -> str:
     """Load the saved adapter the standard way (PEFT's AutoPeftModelForCausalLM): its class name."""
+    from .models import choose_backend
+
+    choose_backend(quiet=True)  # Unsloth, on its backend, before PEFT
     from peft import AutoPeftModelForCausalLM
 
     if not (Path(adapter_dir) / "adapter_config.json").exists():

@@ -28,6 +28,9 @@ def base_args(out: str, seed: int, *, batch_size: int, epochs: float | None = No
                 learning_rate=lr, lr_scheduler_type=schedule, warmup_steps=warmup, logging_steps=1,
                 save_strategy="no", report_to=[], seed=seed, data_seed=seed, use_cpu=backend.device == "cpu",
                 bf16=backend.dtype == "bfloat16", fp16=backend.dtype == "float16", disable_tqdm=True,
+                # The same optimiser on every backend: Unsloth's configs default to adamw_8bit with weight decay
+                # 0.001, transformers' to fused AdamW without decay (what the CPU runs used).
+                optim="adamw_torch_fused", weight_decay=0.0,
                 # TRL's configs turn gradient checkpointing on by default. On a GPU it trades compute for memory
                 # that matters; on the CPU memory is plentiful and recomputing activations only costs time
                 # (bench/speed.py compares the kit's path with plain TRL defaults).

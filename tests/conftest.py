@@ -8,6 +8,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_configure(config):
+    """The CPU suite asserts CPU behaviour (use_cpu, float32, merged adapters), so it runs on the CPU backend even on
+    a CUDA machine; `pytest -m gpu` (tests/test_gpu.py, scripts/gpu_check.sh) leaves the choice to the machine.
+    Set here, before any test or fixture chooses a backend, and inherited by the notebooks' kernels."""
+    if "gpu" not in (config.getoption("markexpr", "") or "").replace("not gpu", ""):
+        os.environ.setdefault("KIT_BACKEND", "transformers-cpu")
+
+
 @pytest.fixture(scope="session")
 def world():
     from kit.world.world import World
