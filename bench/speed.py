@@ -3,11 +3,15 @@
     python bench/speed.py                                  # every task, shapes 135m,1b,8b on a GPU; 135m on a CPU
     python bench/speed.py --tasks sft --shapes 1b,8b --steps 12 --warmup 3
     python bench/speed.py --smoke                          # a 2-layer model, a few steps: checks the harness
+    python bench/speed.py --short                          # 135m, every task, 3 timed steps (scripts/gpu_check.sh)
 
 Training tasks (sft, dpo, reward, grpo) run on randomly initialised Llama-architecture models built from a config
 (shapes of SmolLM2-135M, Llama-3.2-1B, Llama-3-8B), so nothing is downloaded: batch `--batch` x `--seq` tokens,
 LoRA r=16 (alpha 32) on every linear layer, gradient accumulation 1 asked for, the same data and settings on
-every path. Paths:
+every path, in the compute dtype the backend switch picks for the card (bfloat16 from compute capability 8.0 on,
+float16 below). The random checkpoints are written tensor by tensor, so the 8B one never exists in full precision
+(or at all) in memory; on a card under 24 GiB the 8b shape runs at batch 2, since a batch of 8 x 1024 tokens'
+float32 logits over Llama-3's 128k vocabulary alone take 4 GiB on the plain path. Paths:
 
 * `kit`: what the notebooks use: `kit.models.load_policy` / `load_classifier` through the backend switch (Unsloth
   4-bit QLoRA on a CUDA machine with Unsloth, NF4 + PEFT without it, float32 LoRA on a CPU) and the kit's
@@ -58,26 +62,59 @@ LORA = dict(r=16, alpha=32)
 
 
 # ---------------------------------------------------------------------------------------------- models and data
-def model_dir(shape: str) -> Path:
-    """A random-init Llama of `shape` saved once (bf16 on a GPU, float32 on a CPU) with the embedded tokenizer."""
+def model_dir(shape: str, dtype: str, max_shard_bytes: int = 2 ** 30) -> Path:
+    """A random-init Llama of `shape` in `dtype`, saved once with the embedded tokenizer.
+
+    Written one tensor at a time from a skeleton on the meta device: building the model first would hold it whole,
+    in float32 until cast (32 GB for 8B, more than a 16 GB card or a notebook machine's memory)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from safetensors.torch import save_file
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     from kit.models import load_tokenizer
-    from kit.paths import atomic_path, cache_dir
+    from kit.paths import atomic_path, cache_dir, write_json
 
-    cuda = torch.cuda.is_available()
-    dest = cache_dir() / "bench" / f"llama-{shape}-{'bf16' if cuda else 'fp32'}"
+    dest = cache_dir() / "bench" / f"llama-{shape}-{dtype}"
     if (dest / "config.json").exists():
         return dest
     cfg = LlamaConfig(**SHAPES[shape], max_position_embeddings=4096, rope_theta=500000.0, rms_norm_eps=1e-5)
     tok = load_tokenizer()
     cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
-    torch.manual_seed(0)
-    with torch.device("cuda" if cuda else "cpu"):
-        model = LlamaForCausalLM(cfg).to(torch.bfloat16 if cuda else torch.float32)
+    cfg.dtype = dtype
+    with torch.device("meta"):
+        skeleton = LlamaForCausalLM(cfg)
+    names = [n for n in skeleton.state_dict() if not (cfg.tie_word_embeddings and n == "lm_head.weight")]
+    generator = torch.Generator().manual_seed(0)
     with atomic_path(dest) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        tmp.mkdir()
+        parts, shard, size, total = [], {}, 0, 0   # parts: the names in each written shard, not its tensors
+
+        def flush():
+            parts.append(list(shard))
+            save_file(shard, tmp / f"part-{len(parts)}.safetensors", metadata={"format": "pt"})
+            shard.clear()
+
+        for name in names:
+            meta = skeleton.get_parameter(name)
+            if name.endswith("norm.weight"):
+                tensor = torch.ones(meta.shape, dtype=getattr(torch, dtype))
+            else:   # Llama's initialisation: normal(0, initializer_range)
+                tensor = torch.empty(meta.shape).normal_(0.0, cfg.initializer_range, generator=generator)
+                tensor = tensor.to(getattr(torch, dtype))
+            nbytes = tensor.numel() * tensor.element_size()
+            if shard and size + nbytes > max_shard_bytes:
+                flush()
+                size = 0
+            shard[name], size, total = tensor, size + nbytes, total + nbytes
+        flush()
+        weight_map = {}
+        for i, part in enumerate(parts, 1):
+            final = f"model-{i:05d}-of-{len(parts):05d}.safetensors"
+            (tmp / f"part-{i}.safetensors").rename(tmp / final)
+            weight_map.update({n: final for n in part})
+        write_json(tmp / "model.safetensors.index.json", {"metadata": {"total_size": total}, "weight_map": weight_map})
+        cfg.save_pretrained(tmp)
+        GenerationConfig.from_model_config(cfg).save_pretrained(tmp)
         tok.save_pretrained(tmp)
     return dest
 
@@ -151,8 +188,9 @@ def summarise(timer, warmup: int, fallback_tokens_per_step: float | None) -> dic
 
 
 # ---------------------------------------------------------------------------------------------- one path, one task
-def load(path_name: str, directory: Path, seq: int, classifier: bool = False):
-    """(model, tokenizer) for a path: kit (backend switch), plain (transformers + PEFT [+ NF4]), unsloth (raw)."""
+def load(path_name: str, directory: Path, seq: int, dtype: str, classifier: bool = False):
+    """(model, tokenizer) for a path: kit (backend switch), plain (transformers + PEFT [+ NF4]), unsloth (raw).
+    `dtype` is the compute dtype the kit's backend switch chose for this card (the kit path takes it from there)."""
     import torch
 
     from kit.models import LORA_TARGETS, LoraSettings, load_classifier, load_policy, prepare_tokenizer
@@ -165,7 +203,7 @@ def load(path_name: str, directory: Path, seq: int, classifier: bool = False):
         from unsloth import FastLanguageModel
 
         model, tok = FastLanguageModel.from_pretrained(model_name=str(directory), max_seq_length=seq,
-                                                       load_in_4bit=True, dtype=None)
+                                                       load_in_4bit=True, dtype=getattr(torch, dtype))
         model = FastLanguageModel.get_peft_model(model, r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=0.0,
                                                  target_modules=LORA_TARGETS, use_gradient_checkpointing="unsloth")
         return model, prepare_tokenizer(tok, "right")
@@ -174,11 +212,11 @@ def load(path_name: str, directory: Path, seq: int, classifier: bool = False):
                               BitsAndBytesConfig)
 
     tok = prepare_tokenizer(AutoTokenizer.from_pretrained(directory), "right")
-    kw = {"dtype": torch.float32}
+    kw = {"dtype": getattr(torch, dtype)}
     if torch.cuda.is_available():
-        kw = {"dtype": torch.bfloat16, "device_map": {"": 0}, "quantization_config": BitsAndBytesConfig(
+        kw.update(device_map={"": 0}, quantization_config=BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16)}
+            bnb_4bit_compute_dtype=getattr(torch, dtype)))
     cls = AutoModelForSequenceClassification if classifier else AutoModelForCausalLM
     model = cls.from_pretrained(directory, **({"num_labels": 1} if classifier else {}), **kw)
     if classifier:
@@ -191,8 +229,9 @@ def load(path_name: str, directory: Path, seq: int, classifier: bool = False):
     return model, tok
 
 
-def trainer_args(path_name: str, batch: int, steps: int, out: str) -> dict:
-    """The same settings on every path; the kit path takes them through kit.training.base_args."""
+def trainer_args(path_name: str, batch: int, steps: int, out: str, dtype: str) -> dict:
+    """The same settings on every path; the kit path takes them through kit.training.base_args. Mixed precision
+    follows the model's dtype on every path: Unsloth's trainers refuse bf16 on a float16 model (a T4's)."""
     import torch
 
     common = dict(per_device_train_batch_size=batch, max_steps=steps, learning_rate=2e-4, logging_steps=1,
@@ -204,21 +243,22 @@ def trainer_args(path_name: str, batch: int, steps: int, out: str) -> dict:
         args.update(logging_steps=1)
         return args
     cuda = torch.cuda.is_available()
-    return dict(common, output_dir=out, use_cpu=not cuda, bf16=cuda)
+    return dict(common, output_dir=out, use_cpu=not cuda, bf16=cuda and dtype == "bfloat16",
+                fp16=cuda and dtype == "float16")
 
 
-def run_task(task: str, path_name: str, shape: str, batch: int, seq: int, steps: int, warmup: int) -> dict:
+def run_task(task: str, path_name: str, shape: str, directory: str, dtype: str, batch: int, seq: int, steps: int,
+             warmup: int) -> dict:
     import torch
 
-    directory = model_dir(shape)
     timer = step_timer()
     total = warmup + steps
     fallback = None
     with tempfile.TemporaryDirectory() as out:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        model, tok = load(path_name, directory, seq, classifier=task == "reward")
-        args = trainer_args(path_name, batch, total, out)
+        model, tok = load(path_name, Path(directory), seq, dtype, classifier=task == "reward")
+        args = trainer_args(path_name, batch, total, out, dtype)
         from datasets import Dataset
 
         if task == "sft":
@@ -313,11 +353,19 @@ def run_generate(path_name: str, n: int, new_tokens: int, batch: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------- driver
 def worker(spec: dict) -> None:
+    # Unsloth before anything binds transformers, PEFT or TRL, as in the kit: the kit path chooses its backend
+    # first (which imports Unsloth on its backend), the unsloth path imports it; the plain path never does.
+    if spec["path"] == "kit" or spec["task"] == "generate":
+        from kit.models import choose_backend
+
+        choose_backend(quiet=True)
+    elif spec["path"] == "unsloth":
+        import unsloth  # noqa: F401
     if spec["task"] == "generate":
         out = run_generate(spec["path"], spec["n"], spec["new_tokens"], spec["gen_batch"])
     else:
-        out = run_task(spec["task"], spec["path"], spec["shape"], spec["batch"], spec["seq"], spec["steps"],
-                       spec["warmup"])
+        out = run_task(spec["task"], spec["path"], spec["shape"], spec["directory"], spec["dtype"], spec["batch"],
+                       spec["seq"], spec["steps"], spec["warmup"])
     print("BENCH_RESULT " + json.dumps(out), flush=True)
 
 
@@ -367,45 +415,56 @@ def main() -> None:
     ap.add_argument("--gen-tokens", type=int, default=96)
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per task and path")
     ap.add_argument("--smoke", action="store_true", help="a 2-layer model, batch 2 x 64 tokens, 2+1 steps")
+    ap.add_argument("--short", action="store_true",
+                    help="135m only, batch 8 x 512 tokens, 2+3 steps, 256 replies: minutes (scripts/gpu_check.sh)")
     ap.add_argument("--name", default=None, help="results file name (default speed-<device>)")
     args = ap.parse_args()
     if args.worker:
         worker(json.loads(args.worker))
         return
-    import importlib.util
-
     import torch
+
+    from kit.models import choose_backend
 
     cuda = torch.cuda.is_available()
     if args.smoke:
         args.shapes, args.batch, args.seq, args.steps, args.warmup = "smoke", 2, 64, 2, 1
         args.gen_replies, args.gen_batch, args.gen_tokens = 8, 4, 8
+    if args.short:
+        args.shapes, args.batch, args.seq, args.steps, args.warmup = "135m", 8, 512, 3, 2
+        args.gen_replies, args.timeout = 256, 300
+    backend = choose_backend(quiet=True)   # the compute dtype for every path; imports Unsloth only in this parent
     shapes = (args.shapes or ("135m,1b,8b" if cuda else "135m")).split(",")
-    unsloth = cuda and importlib.util.find_spec("unsloth") is not None
-    paths = (args.paths or ("kit,plain,unsloth" if unsloth else "kit,plain")).split(",")
+    paths = (args.paths or ("kit,plain,unsloth" if backend.name == "unsloth" else "kit,plain")).split(",")
     device = torch.cuda.get_device_name(0) if cuda else f"cpu ({os.cpu_count()} cores)"
-    print(f"bench on {device}; tasks {args.tasks}; shapes {shapes}; paths {paths}", flush=True)
+    small_card = cuda and torch.cuda.get_device_properties(0).total_memory < 24 * 2 ** 30
+    print(f"bench on {device} ({backend.dtype}); tasks {args.tasks}; shapes {shapes}; paths {paths}", flush=True)
+    tasks = args.tasks.split(",")
+    directories = {shape: str(model_dir(shape, backend.dtype)) for shape in shapes
+                   if any(t in TRAIN_TASKS for t in tasks)}
     results = []
-    for task in args.tasks.split(","):
+    for task in tasks:
         for shape in (shapes if task in TRAIN_TASKS else ["embedded"]):
+            batch = min(args.batch, 2) if shape == "8b" and small_card else args.batch
             for path_name in paths:
                 if task in ("generate", "reward") and path_name == "unsloth":
                     continue   # the kit, like Unsloth's fast path, keeps Unsloth to causal-LM training
-                spec = dict(task=task, path=path_name, shape=shape, batch=args.batch, seq=args.seq, steps=args.steps,
-                            warmup=args.warmup, n=args.gen_replies, gen_batch=args.gen_batch,
-                            new_tokens=args.gen_tokens, cuda=cuda)
+                spec = dict(task=task, path=path_name, shape=shape, directory=directories.get(shape),
+                            dtype=backend.dtype, batch=batch, seq=args.seq, steps=args.steps, warmup=args.warmup,
+                            n=args.gen_replies, gen_batch=args.gen_batch, new_tokens=args.gen_tokens, cuda=cuda)
                 r = run_in_subprocess(spec, args.timeout)
                 print(json.dumps(r), flush=True)
                 results.append(r)
     gen = (f"; generation: {args.gen_replies} replies, batch {args.gen_batch}, {args.gen_tokens} new tokens"
            if "generate" in args.tasks.split(",") else "")
-    md = (f"Speed on {device} (batch {args.batch} x {args.seq} tokens, LoRA r={LORA['r']} on all linear layers, "
+    md = (f"Speed on {device}, {backend.dtype} (batch {args.batch} x {args.seq} tokens"
+          f"{', 8b at batch 2' if small_card and '8b' in shapes else ''}, LoRA r={LORA['r']} on all linear layers, "
           f"{args.warmup} warm-up + {args.steps} timed steps{gen})\n\n" + table(results))
     print(md)
     from kit.paths import package_versions, write_json, write_text
 
     slug = device.split("(")[0].strip().lower().replace(" ", "-")
-    name = args.name or ("speed-smoke" if args.smoke else f"speed-{slug}")
+    name = args.name or ("speed-smoke" if args.smoke else f"speed-{slug}{'-short' if args.short else ''}")
     out = ROOT / "bench" / "results"
     write_json(out / f"{name}.json", {"device": device, "versions": package_versions(), "settings": vars(args),
                                       "lora": LORA, "results": results})
