@@ -3,7 +3,7 @@
     python bench/speed.py                                  # every task, shapes 135m,1b,8b on a GPU; 135m on a CPU
     python bench/speed.py --tasks sft --shapes 1b,8b --steps 12 --warmup 3
     python bench/speed.py --smoke                          # a 2-layer model, a few steps: checks the harness
-    python bench/speed.py --short                          # 135m, every task, 3 timed steps (scripts/gpu_check.sh)
+    python bench/speed.py --short                          # sft, grpo, generate at 135m: minutes (scripts/gpu_check.sh)
 
 Training tasks (sft, dpo, reward, grpo) run on randomly initialised Llama-architecture models built from a config
 (shapes of SmolLM2-135M, Llama-3.2-1B, Llama-3-8B), so nothing is downloaded: batch `--batch` x `--seq` tokens,
@@ -416,7 +416,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per task and path")
     ap.add_argument("--smoke", action="store_true", help="a 2-layer model, batch 2 x 64 tokens, 2+1 steps")
     ap.add_argument("--short", action="store_true",
-                    help="135m only, batch 8 x 512 tokens, 2+3 steps, 256 replies: minutes (scripts/gpu_check.sh)")
+                    help="sft, grpo, generate at 135m, batch 8 x 512, 2+3 steps, 256 replies (scripts/gpu_check.sh)")
     ap.add_argument("--name", default=None, help="results file name (default speed-<device>)")
     args = ap.parse_args()
     if args.worker:
@@ -431,8 +431,8 @@ def main() -> None:
         args.shapes, args.batch, args.seq, args.steps, args.warmup = "smoke", 2, 64, 2, 1
         args.gen_replies, args.gen_batch, args.gen_tokens = 8, 4, 8
     if args.short:
-        args.shapes, args.batch, args.seq, args.steps, args.warmup = "135m", 8, 512, 3, 2
-        args.gen_replies, args.timeout = 256, 300
+        args.tasks, args.shapes, args.batch, args.seq = "sft,grpo,generate", "135m", 8, 512
+        args.steps, args.warmup, args.gen_replies, args.timeout = 3, 2, 256, 240
     backend = choose_backend(quiet=True)   # the compute dtype for every path; imports Unsloth only in this parent
     shapes = (args.shapes or ("135m,1b,8b" if cuda else "135m")).split(",")
     paths = (args.paths or ("kit,plain,unsloth" if backend.name == "unsloth" else "kit,plain")).split(",")

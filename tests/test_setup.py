@@ -38,3 +38,23 @@ def test_setup_installs_the_gpu_requirements_in_the_constrained_call():
     calls = [line for line in script.splitlines() if re.search(r"pip_quiet install .*-r ", line)]
     gpu_calls = [line for line in calls if "gpu_req" in line or "requirements-gpu.txt" in line]
     assert len(gpu_calls) == 1 and "requirements.txt" in gpu_calls[0] and "-c \"$root/constraints.txt\"" in gpu_calls[0]
+
+
+def test_gpu_check_on_a_machine_without_a_gpu_says_so_and_does_nothing(tmp_path):
+    """scripts/gpu_check.sh is for a CUDA machine; elsewhere it must not set up, run or write anything."""
+    import shutil
+    import subprocess
+
+    copy = tmp_path / "repo"
+    (copy / "scripts").mkdir(parents=True)
+    for name in ("gpu_check.sh", "setup.sh"):
+        shutil.copy(ROOT / "scripts" / name, copy / "scripts" / name)
+    bin_dir = tmp_path / "bin"   # an nvidia-smi that finds no GPU, as on a machine with a driver and no card
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'No devices were found' >&2\nexit 6\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(["bash", str(copy / "scripts" / "gpu_check.sh")], capture_output=True, text=True, env=env,
+                          cwd=copy, timeout=60)
+    assert proc.returncode != 0 and "no CUDA GPU" in proc.stderr
+    assert sorted(p.name for p in copy.iterdir()) == ["scripts"]   # no .venv, no runs/, no results
