@@ -82,3 +82,34 @@ def test_fresh_trainable_weights_follow_the_seed():
         assert first and first.keys() == again.keys()
         assert all(torch.equal(first[k], again[k]) for k in first), load.__name__
         assert any(not torch.equal(first[k], other[k]) for k in first), load.__name__
+
+
+def test_transformers_nf4_path_trains_and_reloads_on_the_cpu(world, monkeypatch, tmp_path):
+    """The transformers-nf4 backend's own code (NF4 loading, k-bit preparation, LoRA on 4-bit layers, TRL's SFT and
+    GRPO trainers on a quantized model, the adapter saved and reloaded unmerged, a 4-bit classifier), run where
+    bitsandbytes 0.50 allows it: on the CPU, in float32. Only the device differs from a GPU run."""
+    import bitsandbytes as bnb
+
+    from kit import rl, sft
+    from kit.config import PolicyConfig, stage_config
+    from kit.generation import Policy
+
+    nf4 = models.Backend("transformers-nf4", "cpu", "float32", True)
+    monkeypatch.setattr(models, "choose_backend", lambda *args, **kwargs: nf4)
+    cfg = stage_config(PolicyConfig, "tiny", sft_lora_layers=2, rl_steps=1, max_new_tokens=8)
+    records = [{"prompt": [{"role": "user", "content": f"hi {i}"}],
+                "completion": [{"role": "assistant", "content": "Hello, friend!"}], "character_id": "aria"}
+               for i in range(4)]
+    log = sft.train_sft(models.DEFAULT_MODEL, records, world.cards, tmp_path / "sft", cfg, 0)
+    assert log["backend"] == "transformers-nf4" and log["loss"]
+    items = [{"character_id": "aria", "user_name": "Ann", "history": [{"role": "user", "content": "hey!"}]}]
+    rl_log = rl.train(models.DEFAULT_MODEL, tmp_path / "sft", items, world.cards,
+                      lambda its, replies: [-float(len(r)) for r in replies], tmp_path / "rl", cfg, 0)
+    assert rl_log["loss_type"] == "grpo" and rl_log["beta"] == cfg.rl_beta
+    policy = Policy.load(models.DEFAULT_MODEL, tmp_path / "rl")
+    layers = [m for m in policy.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and hasattr(policy.model, "peft_config"), "4-bit weights, the adapter left unmerged"
+    assert isinstance(policy.reply([[{"role": "user", "content": "hello"}]], progress=False)[0], str)
+    classifier, _ = models.load_classifier(trainable=True, lora=models.LoraSettings(r=4, alpha=8, top_layers=2))
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in classifier.modules())
+    assert any("score" in n for n, p in classifier.named_parameters() if p.requires_grad)
