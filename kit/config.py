@@ -39,14 +39,17 @@ PROFILES: dict[str, dict] = {
         eval_prompts=24, ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1, ab_days=7,
         ab_reply_sims=30,
     ),
+    # One 16 GB T4-class GPU, sized for 3 generations in about an hour: ~16 min a generation by bench/gpu_budget.py
+    # (the cpu profile's measured costs, a T4's published throughput; README, Profiles). Unmeasured until
+    # scripts/gpu_check.sh has run on a GPU.
     "gpu": dict(
-        n_users=5000, n_sessions=1200, n_internal_sessions=300, max_turns=6, max_new_tokens=96, gen_batch_size=128,
-        n_raters=5, max_annotated_prompts=4000, eval_fraction=0.15,
-        rm_max_pairs=4000, rm_max_signal_examples=8000, rm_epochs=2.0, rm_lora_layers=0, rm_max_length=768,
-        rs_max_prompts=2000, rs_temperatures=(0.7, 1.0), sft_epochs=2.0, sft_lr=2e-4, sft_batch_size=16,
+        n_users=5000, n_sessions=400, n_internal_sessions=100, max_turns=4, max_new_tokens=96, gen_batch_size=128,
+        n_raters=5, max_annotated_prompts=800, eval_fraction=0.2,
+        rm_max_pairs=800, rm_max_signal_examples=1000, rm_epochs=1.0, rm_lora_layers=0, rm_max_length=768,
+        rs_max_prompts=400, rs_temperatures=(0.7, 1.0), sft_epochs=2.0, sft_lr=2e-4, sft_batch_size=16,
         sft_lora_layers=0,
-        dpo_max_pairs=1000, rl_steps=200, rl_prompts_per_step=8, rl_num_generations=8, policy_eval_prompts=600,
-        eval_prompts=600, ab_users=50000, ab_prompts_per_card=40, ab_samples_per_prompt=4, ab_days=7,
+        dpo_max_pairs=256, rl_steps=40, rl_prompts_per_step=4, rl_num_generations=8, policy_eval_prompts=200,
+        eval_prompts=200, ab_users=50000, ab_prompts_per_card=20, ab_samples_per_prompt=2, ab_days=7,
         ab_reply_sims=30,
     ),
 }
