@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import KitError, ParameterError
-from .privacy import find_pii, redact
+from .privacy import assert_no_pii, redact  # noqa: F401  (assert_no_pii: re-exported, it lived here)
 from .seeding import rng
 from .world.raters import compliant_rewrites, pairwise_votes, static_ratings, steerability_flags
 
@@ -191,31 +191,6 @@ def single_rater_view(pairs: list[dict]) -> list[dict]:
             q["chosen"], q["rejected"] = p["rejected"], p["chosen"]
         out.append(q)
     return out
-
-
-def assert_no_pii(records: list[dict], where: str) -> int:
-    """Raise if any text field of `records` still holds personal data; returns the number of texts scanned."""
-    scanned = 0
-    for n, rec in enumerate(records):
-        for text in _texts(rec):
-            scanned += 1
-            found = find_pii(text)
-            if found:
-                raise KitError(f"{where}: record {n} holds personal data ({found[0].kind}: {found[0].text!r}); "
-                               f"nothing identifiable may reach annotation or training")
-    return scanned
-
-
-def _texts(obj):
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            if k not in ("prompt_id", "conversation_id", "user_id", "character_id", "source", "origin"):
-                yield from _texts(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _texts(v)
 
 
 def annotate(world, train_items: list[dict], eval_items: list[dict], pool: dict, cfg, seed: int,

@@ -245,7 +245,7 @@ def curate(records: list[dict], cards: dict, embedder, cfg, seed: int) -> dict:
     """Privacy and safety, held-out split, diversity, constraints. Returns every intermediate the notebook shows:
     {"privacy", "train", "eval", "diverse", "items_all", "emb", "kept_div", "kept_con", "diversity", "table",
      "disjoint", "metrics"}."""
-    from .privacy import filter_conversations
+    from .privacy import assert_no_pii, filter_conversations
 
     clean, privacy = filter_conversations(records)
     train_recs, eval_recs = split_eval(clean, cfg.eval_fraction)
@@ -258,8 +258,6 @@ def curate(records: list[dict], cards: dict, embedder, cfg, seed: int) -> dict:
     kept_con, _ = stratified_sample(diverse, train_items, n_out=n_out, seed=seed, targets=cfg.constraint_targets)
     train = [diverse[i] for i in kept_con]
     disjoint = assert_disjoint(eval_items, train, names=("curated_train",))
-    from .annotation import assert_no_pii
-
     pii_scanned = assert_no_pii(train, "curation/train_prompts") + assert_no_pii(eval_items, "curation/eval_prompts")
     table = constraint_table(diverse, train, train_items)
     metrics = {

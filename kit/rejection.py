@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .annotation import assert_no_pii, expert_rewrite_prompt
+from .annotation import expert_rewrite_prompt
 from .errors import KitError
-from .privacy import redact
+from .privacy import assert_no_pii, redact
 from .seeding import sample_in_order
 
 
