@@ -17,11 +17,36 @@ import re
 import numpy as np
 import pandas as pd
 
-from .data import SIGNALS
+from .data import SIGNALS, SOURCES
 from .errors import KitError, ParameterError
 from .seeding import rng, stable_hash
+from .world.characters import CATEGORIES
 
 DIMENSIONS = ("category", "source", "turn_depth", "length_bucket")
+# The values each monitored dimension takes (prompt_items below): a target naming another value matches nothing.
+DIMENSION_VALUES = {"category": CATEGORIES, "source": SOURCES, "turn_depth": ("1", "2", "3+"),
+                    "length_bucket": ("short", "medium", "long")}
+
+
+def check_targets(targets, dims=DIMENSIONS, values: dict | None = DIMENSION_VALUES) -> None:
+    """Constraint targets {dimension: {value: share}}: known dimensions (and values, unless `values` is None),
+    shares in [0, 1] that add up to 1. A ParameterError names the first that is not."""
+    if targets is None:
+        return
+    if not isinstance(targets, dict):
+        raise ParameterError("constraint_targets", "a mapping {dimension: {value: share}}", targets)
+    for d, shares in targets.items():
+        if d not in dims:
+            raise ParameterError("constraint_targets", f"dimensions among {', '.join(dims)}", d)
+        if not isinstance(shares, dict) or not shares:
+            raise ParameterError(f"constraint_targets.{d}", "a mapping {value: share}", shares)
+        for value, share in shares.items():
+            if values is not None and value not in values[d]:
+                raise ParameterError(f"constraint_targets.{d}", f"values among {', '.join(values[d])}", value)
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+                raise ParameterError(f"constraint_targets.{d}.{value}", "a share in [0, 1]", share)
+        if abs(sum(shares.values()) - 1.0) > 1e-6:
+            raise ParameterError(f"constraint_targets.{d}", "shares that add up to 1", shares)
 
 
 def _norm(text: str) -> str:
@@ -190,11 +215,7 @@ def stratified_sample(items: list[dict], reference: list[dict], *, n_out: int, s
         return [], {}
     dims = list(dims)
     targets = targets or {}
-    for d, t in targets.items():
-        if d not in dims:
-            raise ParameterError("constraint_targets", f"dimensions among {', '.join(dims)}", d)
-        if abs(sum(t.values()) - 1.0) > 1e-6:
-            raise ParameterError(f"constraint_targets.{d}", "shares that add up to 1", t)
+    check_targets(targets, dims, values=None)
     ref = pd.DataFrame([{d: it[d] for d in dims} for it in reference])
     joint = ref.groupby(dims).size().astype(float)
     joint = joint / joint.sum()
