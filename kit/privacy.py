@@ -66,7 +66,9 @@ CARD_RE = re.compile(r"(?<![\d+-])(?:\d[ -]?){12,18}\d(?![\d-])")
 # How cards are printed: 4-4-4-4(-3) or Amex's 4-6-5, one separator throughout, or none. A number of that shape
 # that fails the checks is no phone number either (order and tracking numbers are printed the same way).
 CARD_SHAPE_RE = re.compile(r"(?<![\d+.-])(?:\d{4}(?P<s>[ .-]?)\d{4}(?P=s)\d{4}(?P=s)\d{1,7}"
-                           r"|\d{4}(?P<t>[ .-]?)\d{6}(?P=t)\d{4,5}|\d{13,19})(?!\d|[.-]\d)")
+                           r"|3\d{3}(?P<t>[ .-]?)\d{6}(?P=t)\d{4,5}|\d{13,19})(?!\d|[.-]\d)")
+# "+44 " just before: what follows is a phone's national part, not a card
+INTERNATIONAL_BEFORE = re.compile(r"\+\d{1,3}[\s.-]*(?:\(?\d{1,4}\)?[\s.-]+)?$")
 DECIMAL_RE = re.compile(r"(?<![\d.])\d+\.\d+(?!\d|\.\d)")
 DATE_RE = re.compile(r"(?<![\d.])(?:\d{1,2}[./]\d{1,2}[./](?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2})(?!\d|\.\d)")
 ISBN_RE = re.compile(r"\bISBN(?:-1[03])?:?\s*(?:\d[\d -]{8,15}[\dX])", re.I)
@@ -91,9 +93,9 @@ ADDRESS_RE = re.compile(rf"\b\d{{1,5}}[A-Za-z]?\s+((?:[A-Za-z][A-Za-z'-]*\s+){{1
 _UNIT = r"(?:,?\s*(?:apt|apartment|unit|suite|ste|flat|#)\.?\s*#?\w{1,5})?"
 _STATE = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|"
           "OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC")
-ADDRESS_TAIL_RE = re.compile(rf"{_UNIT}(?P<sep>,\s*|\s+)(?P<city>[A-Za-z][a-z'-]+(?:\s[A-Za-z][a-z'-]+)?)"
-                             rf"(?:,?\s+(?:(?-i:{_STATE})\b|(?:{_STATE})(?=\s+\d{{5}}\b)))?"
-                             rf"(?:\s+\d{{5}}(?:-\d{{4}})?)?", re.I)
+ADDRESS_TAIL_RE = re.compile(rf"{_UNIT}(?P<sep>,[ \t]*|[ \t]+)(?P<city>[A-Za-z][a-z'-]+(?:[ \t][A-Za-z][a-z'-]+)?)"
+                             rf"(?:,?[ \t]+(?:(?-i:{_STATE})\b|(?:{_STATE})(?=[ \t]+\d{{5}}\b)))?"
+                             rf"(?:[ \t]+\d{{5}}(?:-\d{{4}})?\b)?", re.I)
 # Words that are never part of a street's or a city's name: they make "5 miles down the street" a walk, not an
 # address, and keep "42 Oak Street is where ..." from swallowing "is".
 NOT_A_NAME = set("""a an the this that these those my your his her our their its me you him us them i we they it he
@@ -104,9 +106,10 @@ kilometers metres meters feet ft yards yds blocks block minutes minute mins min 
 days day weeks week months month years year times time laps lap lanes steps kids dogs cats cars car wheel point
 star hole holes way ways lane yard meter metre foot inch inches mi dollar dollars bucks bedroom bedrooms bed
 beds bath baths story player players people guys friends houses doors floors stops exits stories storey lol ok
-okay yes no not today tomorrow tonight yesterday monday tuesday wednesday thursday friday saturday sunday january february march
-april may june july august september october november december please thanks thx if as near off into onto past
-round around behind beside between through toward towards via now again also still even maybe yeah""".split())
+okay yes no not today tomorrow tonight yesterday monday tuesday wednesday thursday friday saturday sunday january
+february march april may june july august september october november december please thanks thx if as near off
+into onto past round around behind beside between through toward towards via now again also still even maybe
+yeah""".split())
 # A number after these counts things ("my 15 favourite place", "the top 3 pizza place", "a 300 yard drive");
 # a house number does not follow them.
 COUNT_BEFORE = re.compile(r"\b(?:my|the|a|an|our|your|his|her|their|these|those|top|about|around|over|under|like|"
@@ -215,25 +218,26 @@ def _address_ok(m: re.Match, text: str, skip) -> bool:
     return "address:lowercase-count-guard" in skip or not COUNT_BEFORE.search(text[max(0, m.start() - 12):m.start()])
 
 
-def _address_end(m: re.Match, text: str, skip) -> int:
-    """Where the address ends: the street, then a unit, the city (after a comma, or right after the street type
-    unless that rule is skipped), a state and a ZIP code."""
+def _address_ends(m: re.Match, text: str, skip) -> list[int]:
+    """Where the address may end, longest first: with its tail (a unit, the city after a comma or, unless that
+    rule is skipped, right after the street type, a state, a ZIP code), with a one-word city, the street alone.
+    The first that does not run into a datum found already is taken."""
     tail = ADDRESS_TAIL_RE.match(text, m.end())
     if not tail:
-        return m.end()
+        return [m.end()]
     city = tail.group("city").split()
     if city[0].lower() in NOT_A_NAME:
-        return m.end()
+        return [m.end()]
     if tail.group("sep").strip() != ",":
         if "address:city-no-comma" in skip:
-            return m.end()
+            return [m.end()]
         title_street = m.group(0).split()[-1][:1].isupper()
         if title_street and not city[0][:1].isupper():
-            return m.end()
-    end = tail.end()
+            return [m.end()]
+    one_word = tail.start("city") + len(city[0])
     if len(city) == 2 and (city[1].lower() in NOT_A_NAME or city[0][:1].isupper() and not city[1][:1].isupper()):
-        end = tail.start("city") + len(city[0])   # "Austin and ...", "Leeds correct?" keep only the city
-    return end
+        return [one_word, m.end()]   # "Austin and ...", "Leeds correct?" keep only the city
+    return [tail.end(), one_word, m.end()]
 
 
 def _software_version(text: str, start: int, end: int) -> bool:
@@ -280,13 +284,22 @@ def find_pii(text: str, skip: frozenset | set | tuple = ()) -> list[Finding]:
     numbers_not_phones = "phone:not-numbers" not in skip
     if numbers_not_phones:
         protected += [m.span() for rx in (DECIMAL_RE, DATE_RE, ISBN_RE) for m in rx.finditer(text)]
-    for m in CARD_SHAPE_RE.finditer(text):   # before phones: the card checks decide, not a numbering plan
-        if "." in m.group() and "card:dots" in skip:
+    pos = 0
+    while m := CARD_SHAPE_RE.search(text, pos):   # before phones: the card checks decide, not a numbering plan
+        if ("." in m.group() and "card:dots" in skip) or \
+                INTERNATIONAL_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
+            pos = m.start() + 1   # a phone's digits: a card may still start inside them
             continue
         if _card_ok(m.group()):
             add("card", m.start(), m.end())
-        elif numbers_not_phones:
-            protected.append(m.span())
+        else:
+            inner = CARD_SHAPE_RE.search(text, m.start() + 1)
+            if inner and inner.start() < m.end() and _card_ok(inner.group()):
+                pos = inner.start()   # a phone's last digits, then a card: the card is in there
+                continue
+            if numbers_not_phones:
+                protected.append(m.span())
+        pos = m.end()
     ip_first = "ip:before-phone" not in skip
     if ip_first:
         _find_ips(text, add)
@@ -295,20 +308,31 @@ def find_pii(text: str, skip: frozenset | set | tuple = ()) -> list[Finding]:
     # (people mistype, and fake numbers are personal-looking too); a national number must be valid in one of
     # PHONE_REGIONS and written with separators, so bare digit runs (order and tracking numbers) are left alone.
     # SSNs go between the two: no national plan the matcher knows prints a number 3-2-4, as SSNs are printed.
-    for m in phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.POSSIBLE):
-        if m.raw_string.lstrip().startswith("+"):
+    # The matcher reads runs of digit groups greedily, so what is claimed already is hidden from it (same length):
+    # "+44 7911 123456 4111 1111 1111 1111" is a phone and a card, not one impossible number.
+    def unclaimed():
+        out = list(text)
+        for start, end in protected + [(f.start, f.end) for f in found]:
+            out[start:end] = "_" * (end - start)
+        return "".join(out)
+
+    for m in phonenumbers.PhoneNumberMatcher(unclaimed(), "US", leniency=phonenumbers.Leniency.POSSIBLE):
+        if m.raw_string.lstrip().lstrip("(").startswith("+"):
             add("phone", m.start, m.end)
     for m in SSN_RE.finditer(text):
         if _ssn_ok(*m.groups()):
             add("gov_id", m.start(), m.end())
-    for region in PHONE_REGIONS:
-        for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-            if re.search(r"[\s().-]", m.raw_string.strip()):
-                add("phone", m.start, m.end)
-    if "gov_id:bare-after-keyword" not in skip:
+    if "gov_id:bare-after-keyword" not in skip:   # named as an SSN: before a numbering plan can read it as a phone
         for m in SSN_KEYWORD_RE.finditer(text):
             if _ssn_ok(*m.groups()):
                 add("gov_id", m.start(1), m.end(3))
+    rest = unclaimed()
+    for region in PHONE_REGIONS:
+        for m in phonenumbers.PhoneNumberMatcher(rest, region, leniency=phonenumbers.Leniency.VALID):
+            raw = m.raw_string.strip().lstrip("(")
+            # written nationally: with separators, and outside the US with the trunk prefix 0 (020 7946 0958)
+            if re.search(r"[\s().-]", raw) and (region == "US" or raw.startswith("0")):
+                add("phone", m.start, m.end)
     for m in CARD_RE.finditer(text):
         if _card_ok(m.group()):
             add("card", m.start(), m.end())
@@ -316,7 +340,8 @@ def find_pii(text: str, skip: frozenset | set | tuple = ()) -> list[Finding]:
         _find_ips(text, add)
     for m in ADDRESS_RE.finditer(text):
         if _address_ok(m, text, skip):
-            add("address", m.start(), _address_end(m, text, skip))
+            ends = _address_ends(m, text, skip)
+            add("address", m.start(), next((e for e in ends if free(m.start(), e)), ends[-1]))
     return sorted(found, key=lambda f: f.start)
 
 
@@ -713,25 +738,39 @@ _LOOKALIKE_FAMILIES = {
 }
 
 
-def pii_benchmark(seed: int = 0, n_per_kind: int = 64, n_per_family: int = 36) -> tuple[list[dict], list[dict]]:
-    """Planted personal data in sentences ({"kind", "value", "text"}) and look-alikes that hold none
+_JOINERS = ["{a} {b}", "{a}, {b}", "{a} / {b}", "{a}\n{b}", "name: Sam, {a}, {b} thx", "{a} and {b}"]
+
+
+def pii_benchmark(seed: int = 0, n_per_kind: int = 64, n_per_family: int = 36,
+                  n_pairs: int = 32) -> tuple[list[dict], list[dict]]:
+    """Planted personal data in sentences ({"kind", "value", "text"}, and "also": [{"kind", "value"}] when a
+    sentence carries two data side by side, as a user pasting their details does) and look-alikes that hold none
     ({"family", "text"}): what the filter's per-type recall and precision are measured on. The defaults give
-    7 x 64 + 25 = 473 planted items and 12 x 36 + 25 = 457 look-alikes."""
+    7 x 64 + 25 + 2 x 32 = 537 planted data in 505 sentences, and 12 x 36 + 25 = 457 look-alikes."""
     from .seeding import rng
 
     r = rng(seed, "pii-benchmark-v2")
+
+    def draw(kind):   # (value, the text that carries it)
+        value = _PLANTERS[kind](r)
+        own = ""
+        if isinstance(value, tuple):   # a value that only counts with its own carrier
+            value, own = value
+        return value, own
+
     planted = []
-    for kind, plant in _PLANTERS.items():
+    for kind in _PLANTERS:
         carriers = _CARRIERS + _CARRIERS_BY_KIND[kind]
         for _ in range(n_per_kind):
-            value = plant(r)
-            carrier = _pick(r, carriers)
-            if isinstance(value, tuple):   # a value that only counts with its own carrier
-                value, own = value
-                carrier = own or carrier
-            text = carrier.format(v=value)
+            value, own = draw(kind)
+            text = (own or _pick(r, carriers)).format(v=value)
             planted.append({"kind": kind, "value": value, "text": text.lower() if r.random() < 0.1 else text})
     planted += [{"kind": kind, "value": value, "text": f"ok so {value} is the one"} for kind, value in _HAND_PLANTED]
+    for _ in range(n_pairs):
+        ka, kb = (KINDS[int(i)] for i in r.choice(len(KINDS), size=2, replace=False))
+        (va, oa), (vb, ob) = draw(ka), draw(kb)
+        text = _pick(r, _JOINERS).format(a=(oa or "{v}").format(v=va), b=(ob or "{v}").format(v=vb))
+        planted.append({"kind": ka, "value": va, "text": text, "also": [{"kind": kb, "value": vb}]})
     for p in planted:
         if p["value"] not in p["text"]:   # lower-cased with its carrier: plant the lower-cased value
             p["value"] = p["value"].lower()
@@ -749,21 +788,25 @@ def pii_scores(planted: list[dict], lookalikes: list, skip=()) -> dict:
     finding runs past them (a word of the sentence redacted along with the datum)."""
     per = {k: {"planted": 0, "caught": 0, "false_positives": 0, "overreach": 0} for k in KINDS}
     missed, flagged = [], []
+    n_data = 0
     for item in planted:
-        kind, text = item["kind"], item["text"]
-        start = text.index(item["value"])
-        end = start + len(item["value"])
-        per[kind]["planted"] += 1
-        hit = False
+        text = item["text"]
+        data = []
+        for d in [item] + item.get("also", []):
+            start = text.index(d["value"])
+            data.append({"kind": d["kind"], "start": start, "end": start + len(d["value"]), "hit": False})
+            per[d["kind"]]["planted"] += 1
+            n_data += 1
         for f in find_pii(text, skip):
-            if f.kind == kind and f.start <= start and f.end >= end and not hit:
-                hit = True
-                per[kind]["caught"] += 1
-                per[kind]["overreach"] += f.start < start or f.end > end
-            else:
+            d = next((d for d in data if d["kind"] == f.kind and not d["hit"] and f.start <= d["start"] and
+                      f.end >= d["end"]), None)
+            if d is None:
                 per[f.kind]["false_positives"] += 1
-        if not hit:
-            missed.append(f"{kind}: {text}")
+                continue
+            d["hit"] = True
+            per[f.kind]["caught"] += 1
+            per[f.kind]["overreach"] += f.start < d["start"] or f.end > d["end"]
+        missed += [f"{d['kind']}: {text}" for d in data if not d["hit"]]
     for look in lookalikes:
         text = look["text"] if isinstance(look, dict) else look
         for f in find_pii(text, skip):
@@ -775,7 +818,8 @@ def pii_scores(planted: list[dict], lookalikes: list, skip=()) -> dict:
         v["precision"] = v["caught"] / found if found else None
     caught = sum(v["caught"] for v in per.values())
     false_pos = sum(v["false_positives"] for v in per.values())
-    return {"planted": len(planted), "lookalikes": len(lookalikes), "recall": caught / max(1, len(planted)),
+    return {"planted": n_data, "sentences": len(planted), "lookalikes": len(lookalikes),
+            "recall": caught / max(1, n_data),
             "precision": caught / (caught + false_pos) if caught + false_pos else 1.0, "false_positives": false_pos,
             "per_kind": per, "missed": missed[:20], "flagged_lookalikes": flagged[:20]}
 
