@@ -262,6 +262,24 @@ def constraint_table(before: list[dict], after: list[dict], reference: list[dict
 
 
 # ---------------------------------------------------------------------------------------------- the whole stage
+def save_traffic(run, generation: int, records: list[dict], **meta) -> dict:
+    """Write generation `generation`'s traffic to the run directory (JSONL, dataset, metrics with `meta`), every
+    field redacted and scanned first: the run directory never holds raw logs, and a user's own file stays where
+    they put it. Returns the logs' own metrics (kit.world.traffic.traffic_metrics)."""
+    from .data import save_dataset, write_jsonl
+    from .privacy import assert_no_pii, redact_records
+    from .world.traffic import traffic_metrics
+
+    clean, redacted = redact_records(records)
+    assert_no_pii(clean, f"gen_{generation}/traffic")
+    write_jsonl(run.stage(generation, "traffic", "conversations.jsonl"), clean)
+    save_dataset(clean, run.stage(generation, "traffic", "conversations"))
+    metrics = traffic_metrics(clean)
+    run.write_metrics(generation, "traffic", dict(metrics, redacted=redacted, **meta))
+    return metrics
+
+
+
 def curate(records: list[dict], cards: dict, embedder, cfg, seed: int) -> dict:
     """Privacy and safety, held-out split, diversity, constraints. Returns every intermediate the notebook shows:
     {"privacy", "train", "eval", "diverse", "items_all", "emb", "kept_div", "kept_con", "diversity", "table",

@@ -126,6 +126,26 @@ def rewrite_records(pairs: list[dict]) -> list[dict]:
     return out
 
 
+def import_sft(path, cards: dict) -> list[dict]:
+    """Real conversations (`sft_path` of notebook 04) as SFT examples, one per assistant turn, through the same
+    privacy stage as traffic: the contract and the cast checked, unsafe conversations dropped, every field
+    redacted, then the final scan. Nothing of the file reaches training verbatim."""
+    from .data import load_conversations
+    from .privacy import filter_conversations
+    from .world.traffic import turns
+
+    kept, report = filter_conversations(load_conversations(path, cards))
+    out = [{"prompt": [{"role": m["role"], "content": m["content"]} for m in t["history"] if m["role"] != "system"],
+            "completion": [{"role": "assistant", "content": t["reply"]}], "character_id": t["character_id"],
+            "user_name": t.get("user_name"), "source": t["source"], "prompt_id": None, "origin": "imported",
+            "reward": float("nan"), "following": float("nan")} for t in turns(kept)]
+    if not out:
+        raise KitError(f"{path}: no conversation left to train on after the safety rules (dropped: "
+                       f"{report['dropped']})")
+    assert_no_pii(out, str(path))
+    return out
+
+
 def composite_reward_fn(cards: dict, pointwise, signals: dict | None = None, weights: dict | None = None,
                         batch_size: int = 16, progress: bool = True):
     """reward_fn(items, replies) for score_candidates, RL and evaluation: the pointwise score plus the weighted

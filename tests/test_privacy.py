@@ -129,3 +129,73 @@ def test_safety_rules_drop_unsafe_keep_edgy_fiction():
     assert report["examples"] == [{"before": "hi, my email is a." + "\u2022" * 7,
                                    "after": "hi, my email is [EMAIL]"}]
     assert redact_records(recs[1:])[1] == {"email": 1, "address": 1}
+
+
+PLANTED = {"email": "maria.garcia@gmail.com", "phone": "+44 7911 123456", "card": "4111 1111 1111 1111",
+           "gov_id": "123-45-6789", "address": "12 Oak Street, Austin", "ip": "192.168.1.20",
+           "secret_url": "https://x.io/reset?token=abcdef123456"}
+_LEAK = " ".join(PLANTED.values())
+
+
+def _leaky_conversation(k: int) -> dict:
+    return {"conversation_id": f"c{k}", "character_id": "luna", "source": "user", "user_id": f"u-{k}",
+            "user_name": f"Maria of {PLANTED['address']}", "notes": {"crm": [f"call {PLANTED['phone']}"]},
+            "messages": [{"role": "user", "content": f"hi! {_LEAK}"},
+                         {"role": "assistant", "content": f"noted: {PLANTED['email']}", "signals": {"continue": 1}}]}
+
+
+def _leaky_pair() -> dict:
+    return {"prompt": [{"role": "user", "content": f"remember {_LEAK}"}],
+            "chosen": [{"role": "assistant", "content": f"sure, {PLANTED['card']} saved"}],
+            "rejected": [{"role": "assistant", "content": "no."}], "character_id": "luna",
+            "user_name": PLANTED["email"], "notes": f"ssn {PLANTED['gov_id']}"}
+
+
+def _assert_clean(obj_or_path):
+    from pathlib import Path
+
+    if isinstance(obj_or_path, Path):
+        files = [obj_or_path] if obj_or_path.is_file() else [p for p in obj_or_path.rglob("*") if p.is_file()]
+        blob = b"".join(p.read_bytes() for p in files)
+    else:
+        import json
+
+        blob = json.dumps(obj_or_path, ensure_ascii=False).encode()
+    for kind, value in PLANTED.items():
+        assert value.encode() not in blob, f"{kind} leaked"
+
+
+@pytest.fixture(scope="module")
+def cards():
+    from kit.world.characters import load_cards
+
+    return load_cards()
+
+
+def test_every_imported_route_redacts_everything_it_reads(tmp_path, cards):
+    """traffic_path (02, written to the run directory), labels_path / pairs_path / dpo_path (02, 03, 05),
+    sft_path (04) and ab_log_path (07): planted personal data in messages and in other fields reaches nothing."""
+    from kit import abtest, annotation, curation, rejection
+    from kit.data import import_conversations, write_jsonl
+    from kit.paths import Run
+
+    convs = write_jsonl(tmp_path / "in" / "convs.jsonl", [_leaky_conversation(k) for k in range(3)])
+    pairs = write_jsonl(tmp_path / "in" / "pairs.jsonl", [_leaky_pair()])
+    events = write_jsonl(tmp_path / "in" / "ab.jsonl", [{"type": "exposure", "user_id": "u-1", "arm": "control",
+                                                        "day": 0, "note": _LEAK}])
+    run = Run(tmp_path / "run")
+    metrics = curation.save_traffic(run, 0, [_leaky_conversation(k) for k in range(3)], source=str(convs))
+    assert metrics["conversations"] == 3 if "conversations" in metrics else metrics
+    _assert_clean(run.root)
+    assert run.read_metrics(0, "traffic")["redacted"]["phone"] == 6   # in the message and in notes, 3 times
+    labels = annotation.import_labels(pairs, cards)
+    _assert_clean(labels)
+    assert labels[0]["user_name"] == "[EMAIL]" and labels[0]["notes"] == "ssn [GOV_ID]"
+    sft = rejection.import_sft(convs, cards)
+    _assert_clean(sft)
+    assert len(sft) == 3 and "[EMAIL]" in sft[0]["prompt"][0]["content"]
+    ab = abtest.import_log(events)
+    _assert_clean(ab)
+    import_conversations(convs, run.stage(0, "traffic", "copy.jsonl"))
+    _assert_clean(run.root)
+    assert _LEAK in convs.read_text(), "the user's own files stay where and as they are"
