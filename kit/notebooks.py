@@ -53,11 +53,15 @@ def execute(name: str, run: Run, generation: int, parameters: dict, *, kernel: s
 
 def strip_outputs(path: str | Path) -> bool:
     """Clear outputs and execution counts of a notebook in place; True if it changed."""
+    from .data import parse_json, read_text
+
     path = Path(path)
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb = parse_json(read_text(path, "a notebook (.ipynb)"), path, None, "a notebook's JSON")
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise KitError(f"{path}: expected a notebook (a JSON object with 'cells'), got something else")
     changed = False
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "code":
+    for cell in nb["cells"]:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
             if cell.get("outputs") or cell.get("execution_count") is not None:
                 changed = True
             cell["outputs"], cell["execution_count"] = [], None
