@@ -7,7 +7,9 @@ against the base model measures the cumulative lift (rather than multiplying per
 08 draws the trajectory.
 
 A rerun of the same command resumes: a notebook whose executed copy is recorded as finished in the manifest is
-not run again.
+not run again, and what a killed run's interrupted writes left behind is removed first. A notebook that fails is
+kept as gen_<g>/notebooks/<name>.failed.ipynb, and the run stops with one line naming the notebook, the cell and
+the error.
 
 Scenarios (`--scenario`) are the lessons, each a set of parameter overrides:
 
@@ -101,6 +103,8 @@ def run_flywheel(run_dir: str, *, profile: str = "auto", generations: int = 3, s
     profile = check_arguments(run_dir, profile=profile, generations=generations, seed=seed, model_name=model_name,
                               scenario=scenario)
     run = Run(run_dir)
+    for left in run.clean_interrupted():
+        print(f"flywheel: removed what an interrupted write left: {left.relative_to(run.root)}")
     previous = run.manifest().get("parameters")
     params = dict(profile=profile, generations=generations, seed=seed, model_name=model_name, scenario=scenario)
     same = ("profile", "seed", "model_name", "scenario")
