@@ -83,7 +83,8 @@ class Range(NamedTuple):
         fmt = lambda v: f"{v:g}"  # noqa: E731
         if self.high is None:
             return what if self.low is None else f"{what} {'>' if self.low_open else '>='} {fmt(self.low)}"
-        return f"{what} in {'(' if self.low_open else '['}{fmt(self.low)}, {fmt(self.high)}{')' if self.high_open else ']'}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{what} in {left}{fmt(self.low)}, {fmt(self.high)}{right}"
 
 
 # The range of every numeric field, by name: a name means the same thing in every config that has it. A field
@@ -129,8 +130,8 @@ def check_fields(config) -> None:
             raise ParameterError(f.name, _expected(kind, rng), value)
         if kind is tuple:   # sampling temperatures: a non-empty list of numbers
             if not isinstance(value, (list, tuple)) or not value or not all(_number_ok(v, False, rng) for v in value):
-                raise ParameterError(f.name, "a non-empty list of " + rng.describe(False).replace("a number", "numbers"),
-                                     value)
+                each = rng.describe(False).replace("a number", "numbers")
+                raise ParameterError(f.name, f"a non-empty list of {each}", value)
             setattr(config, f.name, tuple(value))
         elif kind in (int, float):
             if not _number_ok(value, kind is int, rng):

@@ -27,7 +27,9 @@ def test_benchmark_is_not_the_world_prompt_bank():
 
 def test_each_optional_rule_earns_its_place():
     """Leaving a rule out either misses planted data or flags look-alikes: none is dead weight."""
-    for rule, cost in rule_costs(seeds=(0, 1)).items():
+    costs = rule_costs(seeds=(0, 1))
+    assert set(costs) == set(OPTIONAL_RULES)
+    for rule, cost in costs.items():
         assert cost["caught_without"] < cost["caught_with"] or \
             cost["false_positives_without"] > cost["false_positives_with"], rule
 

@@ -59,7 +59,8 @@ case(C + "infinity_signal.jsonl", lines(conv().replace('"continue": 1', '"contin
      "NaN and Infinity are not JSON")
 case(C + "duplicate_key.jsonl", lines(conv().replace('"source": "user"', '"source": "user", "source": "internal"')),
      "field 'source': expected each key once")
-case(C + "duplicate_conversation_id.jsonl", lines(conv(), conv()), ":2: field 'conversation_id': expected an id not used")
+case(C + "duplicate_conversation_id.jsonl", lines(conv(), conv()),
+     ":2: field 'conversation_id': expected an id not used")
 case(C + "day_true.jsonl", lines(conv(day=True)), "field 'day': expected an integer >= 0, got True")
 case(C + "day_negative.jsonl", lines(conv(day=-1)), "field 'day'")
 case(C + "day_string.jsonl", lines(conv(day="3")), "field 'day'")
@@ -103,8 +104,8 @@ case(C + "conversation_id_phone.jsonl", lines(conv(conversation_id="+1 415 555 2
 case(C + "user_name_number.jsonl", lines(conv(user_name=5)), "field 'user_name'")
 case(C + "bom_then_bad_line.jsonl", "\ufeff" + lines(conv(), conv(conversation_id="c2", source="web")),
      "bom_then_bad_line.jsonl:2: field 'source'")
-case(C + "character_unknown.jsonl", lines(conv(character_id="gandalf")), "field 'character_id': expected one of the cast",
-     cast=True)
+case(C + "character_unknown.jsonl", lines(conv(character_id="gandalf")),
+     "field 'character_id': expected one of the cast", cast=True)
 
 # ---------------------------------------------------------------------------------------------- preference pairs
 P = "preferences/"
