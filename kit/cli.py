@@ -63,9 +63,12 @@ def main(argv=None) -> int:
         elif args.command == "clean-notebooks":
             from pathlib import Path
 
-            from .notebooks import notebooks_dir, strip_outputs
+            from .notebooks import notebooks_dir, read_notebook, strip_outputs
 
-            for path in [Path(p) for p in args.paths] or sorted(notebooks_dir().glob("*.ipynb")):
+            paths = [Path(p) for p in args.paths] or sorted(notebooks_dir().glob("*.ipynb"))
+            for path in paths:   # every one checked before any is rewritten
+                read_notebook(path)
+            for path in paths:
                 print(f"{'cleaned' if strip_outputs(path) else 'clean  '} {path}")
         elif args.command == "check-env":
             from .envcheck import check_env

@@ -80,14 +80,20 @@ def failure_line(name: str, generation: int, exc: Exception, kept: Path | None) 
     return f"notebook {name} (generation {generation}) failed at {cell}: {what}{tail}"
 
 
-def strip_outputs(path: str | Path) -> bool:
-    """Clear outputs and execution counts of a notebook in place; True if it changed."""
+def read_notebook(path: str | Path) -> dict:
+    """A notebook's JSON, or the kit's error saying why the file is not one."""
     from .data import parse_json, read_text
 
-    path = Path(path)
     nb = parse_json(read_text(path, "a notebook (.ipynb)"), path, None, "a notebook's JSON")
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise KitError(f"{path}: expected a notebook (a JSON object with 'cells'), got something else")
+    return nb
+
+
+def strip_outputs(path: str | Path) -> bool:
+    """Clear outputs and execution counts of a notebook in place; True if it changed."""
+    path = Path(path)
+    nb = read_notebook(path)
     changed = False
     for cell in nb["cells"]:
         if isinstance(cell, dict) and cell.get("cell_type") == "code":

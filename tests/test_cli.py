@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,6 @@ def test_bad_profile_is_a_clear_error(tmp_path):
 
 
 def test_clean_notebooks_clears_outputs(tmp_path):
-    import json
-
     nb = {"cells": [{"cell_type": "code", "source": "1+1", "metadata": {}, "execution_count": 3,
                      "outputs": [{"output_type": "execute_result", "data": {"text/plain": "2"}}]}],
           "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
@@ -40,6 +39,9 @@ def _cli_cases(tmp: Path) -> list[tuple[list[str], str]]:
     busy.mkdir()
     (busy / "thesis.tex").write_text("mine")
     run = str(tmp / "run")
+    cell = {"cell_type": "code", "source": "1", "metadata": {}, "execution_count": 1, "outputs": []}
+    (tmp / "with_outputs.ipynb").write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
+                                                        "nbformat_minor": 4}))
     return [
         (["flywheel", "--run-dir", run, "--generations", "-1"], "parameter 'generations'"),
         (["flywheel", "--run-dir", run, "--generations", "0"], "parameter 'generations'"),
@@ -60,6 +62,7 @@ def _cli_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["samples", "--out", str(tmp / "s"), "--seed", "-1"], "parameter 'seed'"),
         (["clean-notebooks", str(tmp / "missing.ipynb")], "no such file"),
         (["clean-notebooks", str(a_file)], "a notebook's JSON"),
+        (["clean-notebooks", str(tmp / "with_outputs.ipynb"), str(a_file)], "a notebook's JSON"),   # none rewritten
         (["steerability", str(GOOD_CONVERSATIONS), "--cards", str(tmp / "nowhere")], "no such folder"),
         (["steerability", str(GOOD_CONVERSATIONS), "--cards", str(a_file)], "got a file"),
         (["steerability"], "the following arguments are required"),
@@ -68,12 +71,15 @@ def _cli_cases(tmp: Path) -> list[tuple[list[str], str]]:
 
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    def snapshot():
+        return {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
+
     for argv, expect in _cli_cases(tmp_path):
-        before = sorted(tmp_path.rglob("*"))
+        before = snapshot()
         try:
             code = main(argv)
         except SystemExit as exc:   # argparse's own errors (a word where a number goes, an unknown option)
             code = exc.code
         err = capsys.readouterr().err
         assert code == 2 and expect in err and "Traceback" not in err, (argv, err)
-        assert sorted(tmp_path.rglob("*")) == before, argv
+        assert snapshot() == before, argv
