@@ -166,6 +166,17 @@ def simulate(world, cache: dict, pool: list[dict], assignment: dict[str, str], *
 
 
 # ---------------------------------------------------------------------------------------------- analysis
+def import_log(path) -> list[dict]:
+    """A real A/B log (`ab_log_path` of notebook 07) in the contract (kit.data.load_ab_log), with every field but
+    the ids redacted and scanned: the notebook writes its events to the run directory."""
+    from .data import load_ab_log
+    from .privacy import assert_no_pii, redact_records
+
+    events, _ = redact_records(load_ab_log(path))
+    assert_no_pii(events, str(path))
+    return events
+
+
 def user_table(events: list[dict], days: int | None = None):
     """One row per exposed user: arm, active days, messages. Checks that each user stays in one arm."""
     import pandas as pd

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import KitError, ParameterError
-from .privacy import find_pii, redact
+from .privacy import assert_no_pii, redact, redact_records  # assert_no_pii lived here: kept importable
 from .seeding import rng
 from .world.raters import compliant_rewrites, pairwise_votes, static_ratings, steerability_flags
 
@@ -193,31 +193,6 @@ def single_rater_view(pairs: list[dict]) -> list[dict]:
     return out
 
 
-def assert_no_pii(records: list[dict], where: str) -> int:
-    """Raise if any text field of `records` still holds personal data; returns the number of texts scanned."""
-    scanned = 0
-    for n, rec in enumerate(records):
-        for text in _texts(rec):
-            scanned += 1
-            found = find_pii(text)
-            if found:
-                raise KitError(f"{where}: record {n} holds personal data ({found[0].kind}: {found[0].text!r}); "
-                               f"nothing identifiable may reach annotation or training")
-    return scanned
-
-
-def _texts(obj):
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            if k not in ("prompt_id", "conversation_id", "user_id", "character_id", "source", "origin"):
-                yield from _texts(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _texts(v)
-
-
 def annotate(world, train_items: list[dict], eval_items: list[dict], pool: dict, cfg, seed: int,
              rewrite_policy=None) -> dict:
     """Annotate a capped, seeded sample of training prompts and every evaluation prompt.
@@ -253,18 +228,12 @@ def annotate(world, train_items: list[dict], eval_items: list[dict], pool: dict,
 
 
 def import_labels(path, cards: dict) -> list[dict]:
-    """Real preference labels in the contract (kit/data.py), checked against the cast, redacted and PII-checked."""
+    """Real preference labels (`labels_path` of 02, `pairs_path` of 03, `dpo_path` of 05): the contract
+    (kit/data.py) and the cast checked, then the privacy stage, every field redacted, and the final scan."""
     from .data import load_preferences
 
-    pairs = load_preferences(path)
-    for n, p in enumerate(pairs, start=1):
-        if p.get("character_id") not in cards:
-            from .errors import DataError
-
-            raise DataError(path, n, "character_id", f"one of the cast ({', '.join(sorted(cards))})",
-                            p.get("character_id"))
-        for key in ("prompt", "chosen", "rejected"):
-            p[key] = [dict(m, content=redact(m["content"])[0]) for m in p[key]]
+    pairs, _ = redact_records(load_preferences(path, cards))
+    for p in pairs:
         p.setdefault("n_raters", 1)
         p.setdefault("agreement", 1.0)
         p.setdefault("single_rater_agrees", True)

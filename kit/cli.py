@@ -8,10 +8,13 @@ from .errors import KitError
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kit", description="CharacterFlywheel notebook kit")
+    # allow_abbrev=False everywhere: a mistyped --generation must be an error, not --generations
+    parser = argparse.ArgumentParser(prog="python -m kit", description="CharacterFlywheel notebook kit",
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fly = sub.add_parser("flywheel", help="run every stage notebook per generation into a run directory")
+    fly = sub.add_parser("flywheel", help="run every stage notebook per generation into a run directory",
+                         allow_abbrev=False)
     fly.add_argument("--run-dir", default="runs/main")
     fly.add_argument("--profile", default="auto", help="tiny | cpu | gpu | auto (gpu on CUDA, else cpu)")
     fly.add_argument("--generations", type=int, default=3)
@@ -20,18 +23,21 @@ def main(argv=None) -> int:
     fly.add_argument("--scenario", default="none",
                      help="none | overfit | emoji | single_rater | off_policy (the lessons; see kit/flywheel.py)")
 
-    smp = sub.add_parser("samples", help="regenerate data_samples/ with a fixed seed")
+    smp = sub.add_parser("samples", help="regenerate data_samples/ with a fixed seed", allow_abbrev=False)
     smp.add_argument("--out", default=None, help="default: the repository's data_samples/")
     smp.add_argument("--seed", type=int, default=0)
 
-    st = sub.add_parser("steerability", help="instruction following and violation rates of a conversations file")
+    st = sub.add_parser("steerability", help="instruction following and violation rates of a conversations file",
+                        allow_abbrev=False)
     st.add_argument("conversations", help="JSONL in the conversation contract (e.g. data_samples/conversations.jsonl)")
     st.add_argument("--cards", default=None, help="folder of character cards (default: data_samples/cards)")
 
-    cln = sub.add_parser("clean-notebooks", help="clear outputs of notebooks/*.ipynb before committing them")
+    cln = sub.add_parser("clean-notebooks", help="clear outputs of notebooks/*.ipynb before committing them",
+                         allow_abbrev=False)
     cln.add_argument("paths", nargs="*", help="default: every notebook under notebooks/")
 
-    sub.add_parser("check-env", help="print OK/FAIL for every package and embedded model the kit needs")
+    sub.add_parser("check-env", help="print OK/FAIL for every package and embedded model the kit needs",
+                   allow_abbrev=False)
 
     args = parser.parse_args(argv)
     try:
@@ -51,14 +57,18 @@ def main(argv=None) -> int:
             from .world.characters import load_cards
             from .world.tour import steerability
 
-            rates = steerability(load_cards(args.cards), load_conversations(args.conversations))
+            cards = load_cards(args.cards)
+            rates = steerability(cards, load_conversations(args.conversations, cards))
             print(json.dumps(rates, indent=2))
         elif args.command == "clean-notebooks":
             from pathlib import Path
 
-            from .notebooks import notebooks_dir, strip_outputs
+            from .notebooks import notebooks_dir, read_notebook, strip_outputs
 
-            for path in [Path(p) for p in args.paths] or sorted(notebooks_dir().glob("*.ipynb")):
+            paths = [Path(p) for p in args.paths] or sorted(notebooks_dir().glob("*.ipynb"))
+            for path in paths:   # every one checked before any is rewritten
+                read_notebook(path)
+            for path in paths:
                 print(f"{'cleaned' if strip_outputs(path) else 'clean  '} {path}")
         elif args.command == "check-env":
             from .envcheck import check_env

@@ -7,7 +7,11 @@ the notebook's parameters (`stage_config(WorldConfig, "tiny", n_users=50)`).
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import typing
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import ParameterError
 
@@ -66,11 +70,106 @@ def resolve_profile(profile: str) -> str:
     return profile
 
 
-def _at_least_one(config, names: tuple[str, ...]) -> None:
-    """Raise ParameterError for the first of `names` that is not an integer >= 1."""
-    for name in names:
-        if int(getattr(config, name)) < 1:
-            raise ParameterError(name, "an integer >= 1", getattr(config, name))
+class Range(NamedTuple):
+    """Where a numeric field may lie; None is unbounded, an open end excludes its bound."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, x) -> bool:
+        return (self.low is None or (x > self.low if self.low_open else x >= self.low)) and \
+            (self.high is None or (x < self.high if self.high_open else x <= self.high))
+
+    def describe(self, integer: bool) -> str:
+        what = "an integer" if integer else "a number"
+        fmt = lambda v: f"{v:g}"  # noqa: E731
+        if self.high is None:
+            return what if self.low is None else f"{what} {'>' if self.low_open else '>='} {fmt(self.low)}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{what} in {left}{fmt(self.low)}, {fmt(self.high)}{right}"
+
+
+# The range of every numeric field, by name: a name means the same thing in every config that has it. A field
+# not listed here only needs to be a finite number of its type.
+RANGES: dict[str, Range] = {
+    **dict.fromkeys(("n_users", "n_sessions", "max_turns", "max_new_tokens", "gen_batch_size", "n_raters",
+                     "max_annotated_prompts", "rm_max_pairs", "rm_max_signal_examples", "rm_batch_size", "rm_lora_r",
+                     "rm_max_length", "score_batch_size", "rs_max_prompts", "sft_batch_size", "sft_max_length",
+                     "sft_lora_r", "dpo_max_pairs", "rl_prompts_per_step", "policy_eval_prompts", "eval_prompts",
+                     "ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns",
+                     "ab_bootstrap"), Range(1)),
+    **dict.fromkeys(("n_internal_sessions", "day", "rm_lora_layers", "sft_lora_layers", "rl_steps", "ab_reply_sims",
+                     "max_len_diff", "max_emoji_diff", "rater_noise", "style_flag_threshold", "rs_follow_weight",
+                     "rl_beta", "temperature", "pool_temperature", "rs_temperatures"), Range(0)),
+    **dict.fromkeys(("rm_epochs", "rm_lr", "sft_epochs", "sft_lr", "dpo_beta", "dpo_lr", "dpo_epochs", "rl_lr",
+                     "rl_temperature"), Range(0, low_open=True)),
+    **dict.fromkeys(("constraint_keep", "rewrite_share", "steer_share", "consensus_agreement", "rs_min_following",
+                     "max_win_rate", "min_win_rate", "max_divergence", "following_tolerance", "violation_tolerance",
+                     "pii_rate"), Range(0, 1)),
+    **dict.fromkeys(("top_p", "keep_fraction", "prune_threshold"), Range(0, 1, low_open=True)),
+    "eval_fraction": Range(0, 1, low_open=True, high_open=True),
+    "ab_share": Range(0, 0.5, low_open=True),
+    "rl_num_generations": Range(2),   # RL compares samples of one prompt
+}
+CHOICES = {"rl_algorithm": ("grpo", "online_dpo", "none"),
+           # TRL 1.14's GRPO loss types that need no other setting
+           "rl_loss_type": ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo")}
+
+
+def check_fields(config) -> None:
+    """Every field of a stage config against its type annotation, RANGES and CHOICES: a string where a number is
+    expected, NaN, a negative rate or a fraction above 1 is a ParameterError naming the field, before any stage
+    runs. The one helper every config's __post_init__ calls."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        kinds = [k for k in (typing.get_args(hint) or (hint,)) if k is not type(None)]
+        kind = kinds[0]
+        rng = RANGES.get(f.name, Range())
+        if value is None:
+            if len(kinds) < len(typing.get_args(hint) or (hint,)):
+                continue
+            raise ParameterError(f.name, _expected(kind, rng), value)
+        if kind is tuple:   # sampling temperatures: a non-empty list of numbers
+            if not isinstance(value, (list, tuple)) or not value or not all(_number_ok(v, False, rng) for v in value):
+                each = rng.describe(False).replace("a number", "numbers")
+                raise ParameterError(f.name, f"a non-empty list of {each}", value)
+            setattr(config, f.name, tuple(value))
+        elif kind in (int, float):
+            if not _number_ok(value, kind is int, rng):
+                raise ParameterError(f.name, _expected(kind, rng), value)
+        elif kind is bool and not isinstance(value, bool):
+            raise ParameterError(f.name, "true or false", value)
+        elif kind is str and (not isinstance(value, str) or not value.strip()):
+            raise ParameterError(f.name, "a non-empty string", value)
+        elif kind is dict and not isinstance(value, dict):
+            raise ParameterError(f.name, "a mapping ({name: value})", value)
+        if f.name in CHOICES and value not in CHOICES[f.name]:
+            raise ParameterError(f.name, f"one of {', '.join(CHOICES[f.name])}", value)
+    if getattr(config, "profile", None) not in PROFILES:
+        raise ParameterError("profile", f"one of {', '.join(PROFILES)}", getattr(config, "profile", None))
+
+
+def _number_ok(value, integer: bool, rng: Range) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if integer else numbers.Real):
+        return False
+    return math.isfinite(value) and rng.holds(value)
+
+
+def _expected(kind, rng: Range) -> str:
+    return rng.describe(kind is int) if kind in (int, float) else f"a value of type {kind.__name__}"
+
+
+class _StageConfig:
+    """What every stage config does on construction: check each field (check_fields), then its own rules."""
+
+    def __post_init__(self):
+        check_fields(self)
+        self._check()
+
+    def _check(self) -> None:
+        pass
 
 
 def stage_config(cls, profile: str, **overrides):
@@ -88,7 +187,7 @@ def stage_config(cls, profile: str, **overrides):
 
 
 @dataclass
-class GenerationConfig:
+class GenerationConfig(_StageConfig):
     """Sampling for every place the policy writes a reply (traffic, rejection sampling, evaluation, A/B)."""
     profile: str = "cpu"
     max_new_tokens: int = 80
@@ -98,7 +197,7 @@ class GenerationConfig:
 
 
 @dataclass
-class WorldConfig:
+class WorldConfig(_StageConfig):
     """The synthetic world's sizes and knobs (the behavioural parameters live in kit/world/params.py)."""
     profile: str = "cpu"
     n_users: int = 600
@@ -114,14 +213,9 @@ class WorldConfig:
     pii_rate: float | None = None
     day: int = 0
 
-    def __post_init__(self):
-        _at_least_one(self, ("n_users", "n_sessions", "max_turns", "max_new_tokens", "gen_batch_size", "n_raters"))
-        if self.n_internal_sessions < 0:
-            raise ParameterError("n_internal_sessions", "an integer >= 0", self.n_internal_sessions)
-
 
 @dataclass
-class CurationConfig:
+class CurationConfig(_StageConfig):
     """Curation (privacy, diversity, constraints, held-out split) and annotation."""
     profile: str = "cpu"
     eval_fraction: float = 0.2          # share of conversation openings held out for evaluation
@@ -138,18 +232,14 @@ class CurationConfig:
     n_raters: int = 5
     consensus_agreement: float = 0.8
 
-    def __post_init__(self):
-        if not 0 < self.eval_fraction < 1:
-            raise ParameterError("eval_fraction", "a number strictly between 0 and 1", self.eval_fraction)
-        for name in ("keep_fraction", "constraint_keep", "consensus_agreement", "rewrite_share", "steer_share"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ParameterError(name, "a number between 0 and 1", getattr(self, name))
-        if self.n_raters < 1:
-            raise ParameterError("n_raters", "an integer >= 1", self.n_raters)
+    def _check(self):
+        from .curation import check_targets
+
+        check_targets(self.constraint_targets)
 
 
 @dataclass
-class RewardModelConfig:
+class RewardModelConfig(_StageConfig):
     """Reward models: pointwise and pairwise preference models, user-signal classifiers, the composite reward."""
     profile: str = "cpu"
     rm_max_pairs: int = 160              # preference pairs used for training at most (each pair = 2 sequences)
@@ -166,17 +256,16 @@ class RewardModelConfig:
     style_flag_threshold: float = 0.3    # |standardised difference| or |correlation| that flags a style feature
     rm_accumulate_labels: bool = True    # train and evaluate on every generation's annotation so far
 
-    def __post_init__(self):
-        _at_least_one(self, ("rm_max_pairs", "rm_max_signal_examples", "rm_batch_size", "rm_lora_r", "rm_max_length"))
-        if self.rm_epochs <= 0 or self.rm_lr <= 0:
-            raise ParameterError("rm_epochs/rm_lr", "positive numbers", (self.rm_epochs, self.rm_lr))
-        for k in (self.signal_weights or {}):
+    def _check(self):
+        for k, w in (self.signal_weights or {}).items():
             if k not in ("continue", "thumb_up"):
                 raise ParameterError("signal_weights", "keys among continue, thumb_up", k)
+            if not _number_ok(w, False, Range()):
+                raise ParameterError(f"signal_weights.{k}", "a number", w)
 
 
 @dataclass
-class PolicyConfig:
+class PolicyConfig(_StageConfig):
     """Policy optimisation: rejection sampling and SFT (notebook 04), the DPO patch and online RL (notebook 05)."""
     profile: str = "cpu"
     max_new_tokens: int = 80
@@ -220,25 +309,9 @@ class PolicyConfig:
     policy_eval_prompts: int = 48       # held-out prompts for the before/after checks of 04 and 05 (equal to 06's
                                         # eval_prompts, the three share one set and each policy's replies)
 
-    def __post_init__(self):
-        self.rs_temperatures = tuple(float(t) for t in self.rs_temperatures)
-        _at_least_one(self, ("rs_max_prompts", "sft_batch_size", "sft_max_length", "sft_lora_r", "dpo_max_pairs",
-                             "rl_prompts_per_step", "policy_eval_prompts", "max_new_tokens", "gen_batch_size"))
-        if self.rl_num_generations < 2:
-            raise ParameterError("rl_num_generations", "an integer >= 2 (RL compares samples of one prompt)",
-                                 self.rl_num_generations)
-        if self.rl_steps < 0:
-            raise ParameterError("rl_steps", "an integer >= 0", self.rl_steps)
-        if self.rl_algorithm not in ("grpo", "online_dpo", "none"):
-            raise ParameterError("rl_algorithm", "grpo, online_dpo or none", self.rl_algorithm)
-        if self.rl_beta < 0 or self.dpo_beta <= 0:
-            raise ParameterError("rl_beta/dpo_beta", "rl_beta >= 0 and dpo_beta > 0", (self.rl_beta, self.dpo_beta))
-        if not self.rs_temperatures:
-            raise ParameterError("rs_temperatures", "at least one sampling temperature", self.rs_temperatures)
-
 
 @dataclass
-class EvalConfig:
+class EvalConfig(_StageConfig):
     """Offline evaluation (notebook 06) and its deployment gate."""
     profile: str = "cpu"
     eval_prompts: int = 64              # held-out prompts, user and internal, replied to by both policies
@@ -248,15 +321,13 @@ class EvalConfig:
     following_tolerance: float = 0.02   # allowed fall in instruction following
     violation_tolerance: float = 0.03   # allowed rise in the violation rate
 
-    def __post_init__(self):
-        _at_least_one(self, ("eval_prompts",))
-        for name in ("max_win_rate", "min_win_rate", "max_divergence"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ParameterError(name, "a number between 0 and 1", getattr(self, name))
+    def _check(self):
+        if self.min_win_rate > self.max_win_rate:
+            raise ParameterError("min_win_rate", f"a number <= max_win_rate ({self.max_win_rate})", self.min_win_rate)
 
 
 @dataclass
-class ABConfig:
+class ABConfig(_StageConfig):
     """The synthetic A/B test (notebook 07)."""
     profile: str = "cpu"
     ab_users: int = 20000               # population the test draws from (simulating users is cheap)
@@ -269,16 +340,11 @@ class ABConfig:
     ab_reply_sims: int = 30             # re-simulations on resampled reply caches for the intervals (0 = off;
                                         # kit/abtest.py reply_noise): the cache's own sampling noise
 
-    def __post_init__(self):
-        if not 0 < self.ab_share <= 0.5:
-            raise ParameterError("ab_share", "a number in (0, 0.5]", self.ab_share)
-        _at_least_one(self, ("ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns"))
-
 
 def as_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-__all__ = ["PROFILES", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "resolve_profile", "stage_config",
-           "GenerationConfig", "WorldConfig", "CurationConfig", "RewardModelConfig", "PolicyConfig", "EvalConfig",
-           "ABConfig", "as_dict", "field"]
+__all__ = ["PROFILES", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "RANGES", "CHOICES", "Range", "check_fields",
+           "resolve_profile", "stage_config", "GenerationConfig", "WorldConfig", "CurationConfig",
+           "RewardModelConfig", "PolicyConfig", "EvalConfig", "ABConfig", "as_dict", "field"]

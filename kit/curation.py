@@ -17,11 +17,36 @@ import re
 import numpy as np
 import pandas as pd
 
-from .data import SIGNALS
+from .data import SIGNALS, SOURCES
 from .errors import KitError, ParameterError
 from .seeding import rng, stable_hash
+from .world.characters import CATEGORIES
 
 DIMENSIONS = ("category", "source", "turn_depth", "length_bucket")
+# The values each monitored dimension takes (prompt_items below): a target naming another value matches nothing.
+DIMENSION_VALUES = {"category": CATEGORIES, "source": SOURCES, "turn_depth": ("1", "2", "3+"),
+                    "length_bucket": ("short", "medium", "long")}
+
+
+def check_targets(targets, dims=DIMENSIONS, values: dict | None = DIMENSION_VALUES) -> None:
+    """Constraint targets {dimension: {value: share}}: known dimensions (and values, unless `values` is None),
+    shares in [0, 1] that add up to 1. A ParameterError names the first that is not."""
+    if targets is None:
+        return
+    if not isinstance(targets, dict):
+        raise ParameterError("constraint_targets", "a mapping {dimension: {value: share}}", targets)
+    for d, shares in targets.items():
+        if d not in dims:
+            raise ParameterError("constraint_targets", f"dimensions among {', '.join(dims)}", d)
+        if not isinstance(shares, dict) or not shares:
+            raise ParameterError(f"constraint_targets.{d}", "a mapping {value: share}", shares)
+        for value, share in shares.items():
+            if values is not None and value not in values[d]:
+                raise ParameterError(f"constraint_targets.{d}", f"values among {', '.join(values[d])}", value)
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+                raise ParameterError(f"constraint_targets.{d}.{value}", "a share in [0, 1]", share)
+        if abs(sum(shares.values()) - 1.0) > 1e-6:
+            raise ParameterError(f"constraint_targets.{d}", "shares that add up to 1", shares)
 
 
 def _norm(text: str) -> str:
@@ -190,11 +215,7 @@ def stratified_sample(items: list[dict], reference: list[dict], *, n_out: int, s
         return [], {}
     dims = list(dims)
     targets = targets or {}
-    for d, t in targets.items():
-        if d not in dims:
-            raise ParameterError("constraint_targets", f"dimensions among {', '.join(dims)}", d)
-        if abs(sum(t.values()) - 1.0) > 1e-6:
-            raise ParameterError(f"constraint_targets.{d}", "shares that add up to 1", t)
+    check_targets(targets, dims, values=None)
     ref = pd.DataFrame([{d: it[d] for d in dims} for it in reference])
     joint = ref.groupby(dims).size().astype(float)
     joint = joint / joint.sum()
@@ -241,11 +262,29 @@ def constraint_table(before: list[dict], after: list[dict], reference: list[dict
 
 
 # ---------------------------------------------------------------------------------------------- the whole stage
+def save_traffic(run, generation: int, records: list[dict], **meta) -> dict:
+    """Write generation `generation`'s traffic to the run directory (JSONL, dataset, metrics with `meta`), every
+    field redacted and scanned first: the run directory never holds raw logs, and a user's own file stays where
+    they put it. Returns the logs' own metrics (kit.world.traffic.traffic_metrics)."""
+    from .data import save_dataset, write_jsonl
+    from .privacy import assert_no_pii, redact_records
+    from .world.traffic import traffic_metrics
+
+    clean, redacted = redact_records(records)
+    assert_no_pii(clean, f"gen_{generation}/traffic")
+    write_jsonl(run.stage(generation, "traffic", "conversations.jsonl"), clean)
+    save_dataset(clean, run.stage(generation, "traffic", "conversations"))
+    metrics = traffic_metrics(clean)
+    run.write_metrics(generation, "traffic", dict(metrics, redacted=redacted, **meta))
+    return metrics
+
+
+
 def curate(records: list[dict], cards: dict, embedder, cfg, seed: int) -> dict:
     """Privacy and safety, held-out split, diversity, constraints. Returns every intermediate the notebook shows:
     {"privacy", "train", "eval", "diverse", "items_all", "emb", "kept_div", "kept_con", "diversity", "table",
      "disjoint", "metrics"}."""
-    from .privacy import filter_conversations
+    from .privacy import assert_no_pii, filter_conversations
 
     clean, privacy = filter_conversations(records)
     train_recs, eval_recs = split_eval(clean, cfg.eval_fraction)
@@ -258,8 +297,6 @@ def curate(records: list[dict], cards: dict, embedder, cfg, seed: int) -> dict:
     kept_con, _ = stratified_sample(diverse, train_items, n_out=n_out, seed=seed, targets=cfg.constraint_targets)
     train = [diverse[i] for i in kept_con]
     disjoint = assert_disjoint(eval_items, train, names=("curated_train",))
-    from .annotation import assert_no_pii
-
     pii_scanned = assert_no_pii(train, "curation/train_prompts") + assert_no_pii(eval_items, "curation/eval_prompts")
     table = constraint_table(diverse, train, train_items)
     metrics = {

@@ -4,22 +4,38 @@ Four record kinds, each one JSON object per line (JSONL), except cards (one JSON
 
 * conversation: {"conversation_id", "character_id", "source": "user"|"internal", "messages": [...]}
   each message {"role": "system"|"user"|"assistant", "content": str}; an assistant message may carry
-  "signals": {"continue", "thumb_up", "thumb_down", "regenerate"} as 0/1. Optional: "user_id", "day", "policy".
+  "signals": {"continue", "thumb_up", "thumb_down", "regenerate"} as 0/1. Optional: "user_id", "user_name",
+  "day", "policy".
 * character card: Character Card V2 ({"spec": "chara_card_v2", "data": {...}}) with our checkable instructions
   under data.extensions.flywheel.instructions (see kit/world/characters.py).
 * preference pair (TRL's conversational form): {"prompt": [messages], "chosen": [assistant message],
-  "rejected": [assistant message]}; optional "character_id", "source", "n_raters", "agreement".
+  "rejected": [assistant message]}; optional "character_id", "source", "n_raters", "votes_chosen", "agreement".
 * A/B log event: {"type": "exposure"|"message", "user_id", "arm": "control"|"treatment", "day": int}.
 
 A bad record raises DataError naming the file, the line, the field and what was expected; nothing is written.
+What is refused, and why (README, "Data contracts"):
+
+* a file that is missing, a folder, empty, not UTF-8 (a UTF-8 byte-order mark is read), or not one JSON object per
+  line; NaN or Infinity (not JSON numbers) and a key twice in one object;
+* roles out of order: after an optional system message, user and assistant alternate, starting with the user
+  (every chat template and trainer downstream assumes it; a reply with no user message before it answers nothing);
+* `true` where a 0/1 signal or a day is expected (JSON booleans are not numbers here), numbers out of range
+  (a negative day, agreement outside [0, 1], n_raters < 1, votes above n_raters);
+* a conversation id used twice in one file (turns of two conversations would merge), a user in both A/B arms,
+  `chosen` equal to `rejected` up to whitespace (a pair that teaches nothing);
+* personal data in an identifier field (conversation_id, user_id, ...): ids are kept verbatim, so they must be
+  opaque; free-text fields are redacted instead (kit/privacy.py);
+* with `cards`, a character id outside the cast.
 """
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import DataError, KitError
+from .errors import DataError, KitError, said
 from .paths import atomic_path
 
 ROLES = ("system", "user", "assistant")
@@ -29,8 +45,71 @@ ARMS = ("control", "treatment")
 AB_EVENTS = ("exposure", "message")
 
 
+# ---------------------------------------------------------------------------------------------- reading files
+class _BadJSON(ValueError):
+    def __init__(self, field, expected, got=None):
+        super().__init__(expected)
+        self.field, self.expected, self.got = field, expected, got
+
+
+def _no_constant(name):
+    raise _BadJSON(None, "standard JSON numbers (NaN and Infinity are not JSON)", said(name))
+
+
+def _unique_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _BadJSON(key, "each key once per object")
+        out[key] = value
+    return out
+
+
+def parse_json(text: str, path, line: int | None, expected: str = "valid JSON"):
+    """json.loads that refuses NaN/Infinity and repeated keys, with the kit's error naming file and line."""
+    try:
+        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except _BadJSON as exc:
+        raise DataError(path, line, exc.field, exc.expected, exc.got) from None
+    except json.JSONDecodeError as exc:
+        where = line if line is not None else exc.lineno
+        raise DataError(path, where, None, f"{expected} ({exc.msg}; column {exc.colno})") from None
+
+
+def user_file(path, what: str) -> Path:
+    """`path` as a file to read, or the kit's error saying why it cannot be (no path, missing, a folder)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise DataError("<path>", None, None, f"the path of {what}", path)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(path, None, None, what, said("a folder"))
+    if not path.is_file():
+        raise DataError(path, None, None, f"{what} (no such file)")
+    return path
+
+
+def read_lines(path, what: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file; a byte-order mark is skipped, a byte that is not UTF-8 is an error
+    naming its line and column."""
+    path = user_file(path, what)
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    for n, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            yield n, line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(path, n, None, "UTF-8 text",
+                            said(f"byte 0x{line[exc.start]:02x} at column {exc.start + 1}")) from None
+
+
+def read_text(path, what: str) -> str:
+    """A whole UTF-8 file (a card), read with the same checks as JSONL files."""
+    return "\n".join(text for _, text in read_lines(path, what))
+
+
 # ---------------------------------------------------------------------------------------------- validators
-def _check_messages(messages, path, line, field="messages", need_assistant_last=False):
+def _check_messages(messages, path, line, field="messages", need_assistant_last=False, alternate=True):
     if not isinstance(messages, list) or not messages:
         raise DataError(path, line, field, "a non-empty list of messages", messages)
     for k, msg in enumerate(messages):
@@ -46,6 +125,11 @@ def _check_messages(messages, path, line, field="messages", need_assistant_last=
             raise DataError(path, line, f"{where}.content", "a non-empty string", content)
         if msg["role"] == "system" and k != 0:
             raise DataError(path, line, f"{where}.role", "'system' only as the first message", msg["role"])
+        if alternate and msg["role"] != "system":
+            expected = "user" if (k - (messages[0]["role"] == "system")) % 2 == 0 else "assistant"
+            if msg["role"] != expected:
+                raise DataError(path, line, f"{where}.role", f"'{expected}' (after an optional system message, "
+                                "user and assistant alternate, starting with the user)", msg["role"])
         if "signals" in msg:
             sig = msg["signals"]
             if msg["role"] != "assistant" or not isinstance(sig, dict):
@@ -53,7 +137,7 @@ def _check_messages(messages, path, line, field="messages", need_assistant_last=
             for key, val in sig.items():
                 if key not in SIGNALS:
                     raise DataError(path, line, f"{where}.signals.{key}", f"one of {', '.join(SIGNALS)}", key)
-                if val not in (0, 1) or isinstance(val, float):
+                if type(val) is not int or val not in (0, 1):
                     raise DataError(path, line, f"{where}.signals.{key}", "0 or 1", val)
     if need_assistant_last and messages[-1]["role"] != "assistant":
         raise DataError(path, line, f"{field}[-1].role", "'assistant'", messages[-1]["role"])
@@ -63,9 +147,42 @@ def _require(record, key, kind, path, line, expected):
     if key not in record:
         raise DataError(path, line, key, f"{expected} (it is missing)")
     value = record[key]
-    if not isinstance(value, kind) or (isinstance(value, str) and not value.strip()):
+    if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, str) and not value.strip()):
         raise DataError(path, line, key, expected, value)
     return value
+
+
+def _optional(record, key, check, path, line, expected):
+    """An optional field: absent or null is fine, anything else must pass `check`."""
+    value = record.get(key)
+    if value is not None and not check(value):
+        raise DataError(path, line, key, expected, value)
+    return value
+
+
+def _is_int(value, low=None, high=None) -> bool:
+    return type(value) is int and (low is None or value >= low) and (high is None or value <= high)
+
+
+def _is_number(value, low=None, high=None) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and (low is None or value >= low) and \
+        (high is None or value <= high)
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _opaque_ids(rec, keys, path, line):
+    """Identifier fields are kept verbatim (a placeholder would merge every user into one): refuse personal data
+    there rather than redact it. The message names the kind of datum, never the datum."""
+    from .privacy import find_pii
+
+    for key in keys:
+        value = rec.get(key)
+        found = find_pii(value) if isinstance(value, str) else []
+        if found:
+            raise DataError(path, line, key, f"an opaque id, not personal data (it holds {found[0].kind})")
 
 
 def validate_conversation(rec: dict, path="<record>", line=None) -> dict:
@@ -74,12 +191,19 @@ def validate_conversation(rec: dict, path="<record>", line=None) -> dict:
     source = _require(rec, "source", str, path, line, "'user' or 'internal'")
     if source not in SOURCES:
         raise DataError(path, line, "source", "'user' or 'internal'", source)
+    for key in ("user_id", "policy"):
+        _optional(rec, key, _is_text, path, line, "a non-empty string")
+    _optional(rec, "user_name", lambda v: isinstance(v, str), path, line, "a string")
+    _optional(rec, "day", lambda v: _is_int(v, 0), path, line, "an integer >= 0")
     _check_messages(rec.get("messages"), path, line)
     if not any(m["role"] == "assistant" for m in rec["messages"]):
         raise DataError(path, line, "messages", "at least one assistant message")
-    if "day" in rec and (not isinstance(rec["day"], int) or rec["day"] < 0):
-        raise DataError(path, line, "day", "an integer >= 0", rec["day"])
+    _opaque_ids(rec, ("conversation_id", "character_id", "user_id", "policy"), path, line)
     return rec
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
 
 
 def validate_preference(rec: dict, path="<record>", line=None) -> dict:
@@ -88,11 +212,26 @@ def validate_preference(rec: dict, path="<record>", line=None) -> dict:
         raise DataError(path, line, "prompt[-1].role", "'user' (the reply being judged answers it)",
                         rec["prompt"][-1]["role"])
     for key in ("chosen", "rejected"):
-        _check_messages(rec.get(key), path, line, key, need_assistant_last=True)
+        _check_messages(rec.get(key), path, line, key, need_assistant_last=True, alternate=False)
         if len(rec[key]) != 1:
             raise DataError(path, line, key, "exactly one assistant message", len(rec[key]))
-    if rec["chosen"][0]["content"] == rec["rejected"][0]["content"]:
-        raise DataError(path, line, "rejected", "a reply different from 'chosen'")
+    chosen, rejected = rec["chosen"][0]["content"], rec["rejected"][0]["content"]
+    if _same_text(chosen, rejected):
+        raise DataError(path, line, "rejected", "a reply different from 'chosen' (equal up to whitespace)")
+    from .privacy import redact
+
+    if _same_text(redact(chosen)[0], redact(rejected)[0]):   # they would be equal once imported
+        raise DataError(path, line, "rejected", "a reply different from 'chosen' once personal data is redacted")
+    for key in ("character_id", "conversation_id", "prompt_id", "user_id", "origin"):
+        _optional(rec, key, _is_text, path, line, "a non-empty string")
+    _optional(rec, "user_name", lambda v: isinstance(v, str), path, line, "a string")
+    _optional(rec, "source", lambda v: v in SOURCES, path, line, "'user' or 'internal'")
+    n_raters = _optional(rec, "n_raters", lambda v: _is_int(v, 1), path, line, "an integer >= 1")
+    _optional(rec, "votes_chosen", lambda v: _is_int(v, 0, n_raters), path, line,
+              f"an integer from 0 to n_raters ({n_raters})" if n_raters else "an integer >= 0")
+    _optional(rec, "agreement", lambda v: _is_number(v, 0, 1), path, line, "a number from 0 to 1")
+    _optional(rec, "single_rater_agrees", lambda v: isinstance(v, bool), path, line, "true or false")
+    _opaque_ids(rec, ("character_id", "conversation_id", "prompt_id", "user_id"), path, line)
     return rec
 
 
@@ -105,31 +244,52 @@ def validate_ab_event(rec: dict, path="<record>", line=None) -> dict:
     if arm not in ARMS:
         raise DataError(path, line, "arm", "'control' or 'treatment'", arm)
     day = rec.get("day")
-    if not isinstance(day, int) or isinstance(day, bool) or day < 0:
+    if not _is_int(day, 0):
         raise DataError(path, line, "day", "an integer >= 0", day)
+    _opaque_ids(rec, ("user_id",), path, line)
     return rec
 
 
 # ---------------------------------------------------------------------------------------------- JSONL io
-def iter_jsonl(path: str | Path, validate: Callable | None = None) -> Iterator[dict]:
-    path = Path(path)
-    if not path.exists():
-        raise KitError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, n, None, f"one JSON object per line ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(rec, dict):
-                raise DataError(path, n, None, "a JSON object", type(rec).__name__)
-            yield validate(rec, path, n) if validate else rec
+def iter_jsonl(path: str | Path, validate: Callable | None = None, what: str = "a JSONL file") -> Iterator[dict]:
+    for _, rec in _numbered(path, validate, what):
+        yield rec
+
+
+def _numbered(path, validate, what) -> Iterator[tuple[int, dict]]:
+    for n, raw in read_lines(path, what):
+        if not raw.strip():
+            continue
+        rec = parse_json(raw, path, n, "one JSON object per line")
+        if not isinstance(rec, dict):
+            raise DataError(path, n, None, "a JSON object", said(f"a JSON {_json_type(rec)}"))
+        yield n, (validate(rec, path, n) if validate else rec)
+
+
+def _json_type(value) -> str:
+    return {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
 def read_jsonl(path, validate: Callable | None = None) -> list[dict]:
     return list(iter_jsonl(path, validate))
+
+
+def _load(path, validate, what: str) -> list[tuple[int, dict]]:
+    """Every record of a user's JSONL file, validated, with its line; an empty file is an error (an empty import
+    would train or report on nothing, silently)."""
+    rows = list(_numbered(path, validate, what))
+    if not rows:
+        raise DataError(path, None, None, f"at least one record ({what})", said("an empty file"))
+    return rows
+
+
+def _check_cast(rows, cards, path):
+    if cards is None:
+        return
+    for n, rec in rows:
+        if rec.get("character_id") not in cards:
+            raise DataError(path, n, "character_id", f"one of the cast ({', '.join(sorted(cards))})",
+                            rec.get("character_id"))
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
@@ -140,16 +300,36 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
     return Path(path)
 
 
-def load_conversations(path) -> list[dict]:
-    return read_jsonl(path, validate_conversation)
+def load_conversations(path, cards: dict | None = None) -> list[dict]:
+    """Conversations in the contract; with `cards`, every character id must be one of the cast."""
+    rows = _load(path, validate_conversation, "a JSONL file of conversations")
+    seen: dict[str, int] = {}
+    for n, rec in rows:
+        first = seen.setdefault(rec["conversation_id"], n)
+        if first != n:
+            raise DataError(path, n, "conversation_id", f"an id not used before in the file (line {first} has it)",
+                            rec["conversation_id"])
+    _check_cast(rows, cards, path)
+    return [rec for _, rec in rows]
 
 
-def load_preferences(path) -> list[dict]:
-    return read_jsonl(path, validate_preference)
+def load_preferences(path, cards: dict | None = None) -> list[dict]:
+    """Preference pairs in the contract; with `cards`, every character id must be one of the cast."""
+    rows = _load(path, validate_preference, "a JSONL file of preference pairs")
+    _check_cast(rows, cards, path)
+    return [rec for _, rec in rows]
 
 
 def load_ab_log(path) -> list[dict]:
-    return read_jsonl(path, validate_ab_event)
+    """A/B events in the contract; a user in both arms is an error (the test would compare them with themselves)."""
+    rows = _load(path, validate_ab_event, "a JSONL file of A/B events")
+    arm_of: dict[str, tuple[str, int]] = {}
+    for n, rec in rows:
+        arm, first = arm_of.setdefault(rec["user_id"], (rec["arm"], n))
+        if arm != rec["arm"]:
+            raise DataError(path, n, "arm", f"'{arm}', the arm of user {rec['user_id']!r} on line {first}",
+                            rec["arm"])
+    return [rec for _, rec in rows]
 
 
 # ---------------------------------------------------------------------------------------------- HF datasets
@@ -176,8 +356,12 @@ def load_dataset_dir(path: str | Path):
     return load_from_disk(str(path))
 
 
-def import_conversations(src: str | Path, dest: str | Path) -> list[dict]:
-    """Validate a whole conversations file, then write it to `dest`. On any bad record nothing is written."""
-    records = load_conversations(src)
+def import_conversations(src: str | Path, dest: str | Path, cards: dict | None = None) -> list[dict]:
+    """Validate a whole conversations file, redact every field, then write it to `dest`: a copy in a run directory
+    holds no raw personal data (the user's file stays where it is). On any bad record nothing is written."""
+    from .privacy import assert_no_pii, redact_records
+
+    records, _ = redact_records(load_conversations(src, cards))
+    assert_no_pii(records, str(dest))
     write_jsonl(dest, records)
     return records

@@ -27,6 +27,14 @@ class ParameterError(KitError):
         super().__init__(f"parameter '{name}': expected {expected}{tail}")
 
 
+class said(str):
+    """A `got` that describes what was found ("a folder", "an empty file") rather than quoting a value: shown
+    without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _short(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

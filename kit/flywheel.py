@@ -7,7 +7,9 @@ against the base model measures the cumulative lift (rather than multiplying per
 08 draws the trajectory.
 
 A rerun of the same command resumes: a notebook whose executed copy is recorded as finished in the manifest is
-not run again.
+not run again, and what a killed run's interrupted writes left behind is removed first. A notebook that fails is
+kept as gen_<g>/notebooks/<name>.failed.ipynb, and the run stops with one line naming the notebook, the cell and
+the error.
 
 Scenarios (`--scenario`) are the lessons, each a set of parameter overrides:
 
@@ -21,7 +23,9 @@ Scenarios (`--scenario`) are the lessons, each a set of parameter overrides:
 """
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from .config import DEFAULT_MODEL, resolve_profile
 from .errors import ParameterError
@@ -65,12 +69,42 @@ def scenario_parameters(scenario: str, name: str) -> dict:
     return dict(SCENARIOS[scenario].get(name, {}))
 
 
-def run_flywheel(run_dir: str, *, profile: str = "auto", generations: int = 3, seed: int = 0,
-                 model_name: str = DEFAULT_MODEL, scenario: str = "none", progress: bool = True) -> Run:
-    profile = resolve_profile(profile)
+MAX_GENERATIONS = 100   # more is a typo, not a plan: a cpu generation takes about 17 minutes
+
+
+def check_arguments(run_dir, *, profile, generations, seed, model_name, scenario) -> str:
+    """Every argument of the flywheel, checked before anything is written or loaded. Returns the profile resolved
+    ('auto' -> gpu or cpu)."""
+    if not isinstance(run_dir, (str, os.PathLike)) or not str(run_dir).strip():
+        raise ParameterError("run_dir", "the path of a folder", run_dir)
+    root = Path(run_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ParameterError("run_dir", "a folder (a new one, or an earlier run's), not a file", str(run_dir))
+    if root.is_dir() and not (root / "manifest.json").exists() and \
+            any(not p.name.startswith(".") for p in root.iterdir()):
+        raise ParameterError("run_dir", "a new or empty folder, or an earlier run's (it has no manifest.json and "
+                             "is not empty)", str(run_dir))
+    if type(generations) is not int or not 1 <= generations <= MAX_GENERATIONS:
+        raise ParameterError("generations", f"an integer from 1 to {MAX_GENERATIONS}", generations)
+    if type(seed) is not int or not 0 <= seed < 2**32:
+        raise ParameterError("seed", "an integer from 0 to 2**32 - 1", seed)
+    if not isinstance(model_name, str) or not model_name.strip() or model_name != model_name.strip():
+        raise ParameterError("model_name", "an embedded model's name, a Hugging Face id or a local path", model_name)
+    if model_name.startswith(("/", "./", "../", "~")) and not Path(model_name).expanduser().exists():
+        raise ParameterError("model_name", "a local path that exists (or an embedded name or a Hugging Face id)",
+                             model_name)
     if scenario not in SCENARIOS:
         raise ParameterError("scenario", f"one of {', '.join(SCENARIOS)}", scenario)
+    return resolve_profile(profile)
+
+
+def run_flywheel(run_dir: str, *, profile: str = "auto", generations: int = 3, seed: int = 0,
+                 model_name: str = DEFAULT_MODEL, scenario: str = "none", progress: bool = True) -> Run:
+    profile = check_arguments(run_dir, profile=profile, generations=generations, seed=seed, model_name=model_name,
+                              scenario=scenario)
     run = Run(run_dir)
+    for left in run.clean_interrupted():
+        print(f"flywheel: removed what an interrupted write left: {left.relative_to(run.root)}")
     previous = run.manifest().get("parameters")
     params = dict(profile=profile, generations=generations, seed=seed, model_name=model_name, scenario=scenario)
     same = ("profile", "seed", "model_name", "scenario")

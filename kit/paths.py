@@ -8,17 +8,21 @@ Layout::
     <run_dir>/gen_<g>/notebooks/<name>.ipynb      executed notebooks (the flywheel writes these)
 
 Every write is atomic: the content goes to a temporary sibling first and is renamed into place, so a crash
-leaves the previous artifact or none, never half of one.
+leaves the previous artifact or none, never half of one. What a killed process left behind is removed by the next
+write of the same artifact and by `Run.clean_interrupted()`, which the flywheel calls before it runs anything.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -46,23 +50,66 @@ def samples_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- atomic writes
+# A write goes to .<name>.tmp-<pid>-<random>/ beside its target. A process killed mid-write leaves that folder;
+# the next write of the same target, or Run.clean_interrupted() at the start of a run, removes it once the pid is
+# no longer running.
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[^/]+$")
+_STARTED = time.time()   # a temporary older than this process is not this process's, whatever its pid says
+
+
+def _interrupted(tmpdir: Path) -> bool:
+    m = _TMP_RE.match(tmpdir.name)
+    if not m or not tmpdir.is_dir():
+        return False
+    pid = int(m["pid"])
+    if pid == os.getpid():   # pids are reused: ours only if made since this process started
+        return tmpdir.stat().st_mtime < _STARTED - 1
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:   # alive, another user's
+        return False
+    return False
+
+
+def clean_interrupted(path: str | Path) -> list[Path]:
+    """Remove what interrupted writes of `path` left behind (temporaries of processes no longer running). If a
+    crash came between moving the previous version aside and moving the new one in, the previous one is put
+    back: a crash leaves the previous artifact or none, never half of one."""
+    path = Path(path)
+    removed = []
+    for tmpdir in sorted(path.parent.glob(f".{glob.escape(path.name)}.tmp-*")):
+        if _interrupted(tmpdir):
+            old = tmpdir / f".old-{path.name}"
+            if old.exists() and not path.exists():
+                os.replace(old, path)
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            removed.append(tmpdir)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path` (file or folder) to write; rename it into place on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise KitError(f"{path.parent}: expected a folder to write {path.name} in, got a file") from None
+    clean_interrupted(path)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
+    tmp = tmpdir / path.name
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            old = tmpdir / f".old-{path.name}"
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -101,7 +148,12 @@ class Run:
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise KitError(f"{self.root}: expected a run directory (a folder), got a file")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KitError(f"{self.root}: cannot create the run directory ({exc.strerror})") from None
 
     def __repr__(self) -> str:
         return f"Run({str(self.root)!r})"
@@ -137,6 +189,17 @@ class Run:
 
     def has_metrics(self, generation: int, stage: str, sub: str | None = None) -> bool:
         return self.metrics_path(generation, stage, sub).exists()
+
+    def clean_interrupted(self) -> list[Path]:
+        """Remove every temporary that an interrupted write left anywhere in the run (see `clean_interrupted`)."""
+        removed = []
+        for folder, dirs, _ in os.walk(self.root):
+            for name in list(dirs):
+                m = _TMP_RE.match(name)
+                if m:
+                    dirs.remove(name)   # never descend into a temporary
+                    removed += clean_interrupted(Path(folder) / m["name"])
+        return removed
 
     # -- manifest ----------------------------------------------------------------------------------
     @property

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .annotation import assert_no_pii, expert_rewrite_prompt
+from .annotation import expert_rewrite_prompt
 from .errors import KitError
-from .privacy import redact
+from .privacy import assert_no_pii, redact
 from .seeding import sample_in_order
 
 
@@ -123,6 +123,26 @@ def rewrite_records(pairs: list[dict]) -> list[dict]:
             "origin": "rater-rewrite", "reward": float("nan"), "following": float("nan")}
            for p in pairs if p.get("origin") == "steerability-rewrite"]
     assert_no_pii(out, "rater rewrites")
+    return out
+
+
+def import_sft(path, cards: dict) -> list[dict]:
+    """Real conversations (`sft_path` of notebook 04) as SFT examples, one per assistant turn, through the same
+    privacy stage as traffic: the contract and the cast checked, unsafe conversations dropped, every field
+    redacted, then the final scan. Nothing of the file reaches training verbatim."""
+    from .data import load_conversations
+    from .privacy import filter_conversations
+    from .world.traffic import turns
+
+    kept, report = filter_conversations(load_conversations(path, cards))
+    out = [{"prompt": [{"role": m["role"], "content": m["content"]} for m in t["history"] if m["role"] != "system"],
+            "completion": [{"role": "assistant", "content": t["reply"]}], "character_id": t["character_id"],
+            "user_name": t.get("user_name"), "source": t["source"], "prompt_id": None, "origin": "imported",
+            "reward": float("nan"), "following": float("nan")} for t in turns(kept)]
+    if not out:
+        raise KitError(f"{path}: no conversation left to train on after the safety rules (dropped: "
+                       f"{report['dropped']})")
+    assert_no_pii(out, str(path))
     return out
 
 

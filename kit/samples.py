@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import DEFAULT_MODEL
 from .data import write_jsonl
+from .errors import ParameterError
 from .paths import samples_dir
 
 SAMPLE_SIZES = dict(n_users=300, n_sessions=150, n_internal_sessions=50, max_turns=3, max_new_tokens=64,
@@ -24,6 +25,10 @@ def make_samples(out: str | Path | None = None, seed: int = 0, model_name: str =
     from .annotation import rate_alternatives
 
     out = Path(out) if out else samples_dir()
+    if out.exists() and not out.is_dir():   # checked before the model loads
+        raise ParameterError("out", "a folder to write the samples in, not a file", str(out))
+    if type(seed) is not int or seed < 0:
+        raise ParameterError("seed", "an integer >= 0", seed)
     cards = load_cards(samples_dir() / "cards")
     for card in cards.values():
         save_card(card, out / "cards" / f"{card.id}.json")

@@ -40,3 +40,28 @@ def tiny_flywheel(tmp_path_factory):
 
     return run_flywheel(str(tmp_path_factory.mktemp("flywheel") / "tiny"), profile="tiny", generations=2, seed=0,
                         progress=False)
+
+
+@pytest.fixture
+def failing_notebook(tmp_path, monkeypatch):
+    """notebooks/fails.ipynb, in a notebooks folder of its own: the flywheel's parameters, a cell that works, one
+    that raises. Returns its name; `kit.notebooks.notebooks_dir` points to that folder for the test."""
+    import json
+
+    import kit.notebooks
+
+    def cell(source, tags=()):
+        return {"cell_type": "code", "execution_count": None, "metadata": {"tags": list(tags)}, "outputs": [],
+                "source": source}
+
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# fails"},
+                    cell('run_dir = "x"\ngeneration = 0\nprofile = "tiny"\nseed = 0\nmodel_name = "m"', ["parameters"]),
+                    cell("half = 1"),
+                    cell("# a comment first\nraise ValueError('the second cell broke\\nand said more')")],
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 4}
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    (folder / "fails.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    monkeypatch.setattr(kit.notebooks, "notebooks_dir", lambda: folder)
+    return "fails"

@@ -1,5 +1,11 @@
+import json
 import subprocess
 import sys
+from pathlib import Path
+
+from kit.cli import main
+
+GOOD_CONVERSATIONS = Path(__file__).parents[1] / "data_samples" / "conversations.jsonl"
 
 
 def test_help_is_fast_and_lists_commands():
@@ -14,8 +20,6 @@ def test_bad_profile_is_a_clear_error(tmp_path):
 
 
 def test_clean_notebooks_clears_outputs(tmp_path):
-    import json
-
     nb = {"cells": [{"cell_type": "code", "source": "1+1", "metadata": {}, "execution_count": 3,
                      "outputs": [{"output_type": "execute_result", "data": {"text/plain": "2"}}]}],
           "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
@@ -26,3 +30,56 @@ def test_clean_notebooks_clears_outputs(tmp_path):
     assert out.startswith("cleaned")
     cell = json.loads(path.read_text())["cells"][0]
     assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+def _cli_cases(tmp: Path) -> list[tuple[list[str], str]]:
+    a_file = tmp / "a_file.txt"
+    a_file.write_text("not a folder")
+    busy = tmp / "busy"
+    busy.mkdir()
+    (busy / "thesis.tex").write_text("mine")
+    run = str(tmp / "run")
+    cell = {"cell_type": "code", "source": "1", "metadata": {}, "execution_count": 1, "outputs": []}
+    (tmp / "with_outputs.ipynb").write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
+                                                        "nbformat_minor": 4}))
+    return [
+        (["flywheel", "--run-dir", run, "--generations", "-1"], "parameter 'generations'"),
+        (["flywheel", "--run-dir", run, "--generations", "0"], "parameter 'generations'"),
+        (["flywheel", "--run-dir", run, "--generations", str(10**9)], "parameter 'generations'"),
+        (["flywheel", "--run-dir", run, "--generations", "two"], "invalid int value"),
+        (["flywheel", "--run-dir", run, "--seed", "-1"], "parameter 'seed'"),
+        (["flywheel", "--run-dir", run, "--seed", str(2**32)], "parameter 'seed'"),
+        (["flywheel", "--run-dir", run, "--model", ""], "parameter 'model_name'"),
+        (["flywheel", "--run-dir", run, "--model", " smollm2-135m-instruct"], "parameter 'model_name'"),
+        (["flywheel", "--run-dir", run, "--model", "./no/such/model"], "parameter 'model_name'"),
+        (["flywheel", "--run-dir", run, "--generation", "2"], "unrecognized arguments: --generation"),
+        (["flywheel", "--run-dir", run, "--profile", "huge"], "parameter 'profile'"),
+        (["flywheel", "--run-dir", run, "--scenario", "nope"], "parameter 'scenario'"),
+        (["flywheel", "--run-dir", str(a_file)], "parameter 'run_dir'"),
+        (["flywheel", "--run-dir", str(busy)], "parameter 'run_dir'"),
+        (["flywheel", "--run-dir", ""], "parameter 'run_dir'"),
+        (["samples", "--out", str(a_file)], "parameter 'out'"),
+        (["samples", "--out", str(tmp / "s"), "--seed", "-1"], "parameter 'seed'"),
+        (["clean-notebooks", str(tmp / "missing.ipynb")], "no such file"),
+        (["clean-notebooks", str(a_file)], "a notebook's JSON"),
+        (["clean-notebooks", str(tmp / "with_outputs.ipynb"), str(a_file)], "a notebook's JSON"),   # none rewritten
+        (["steerability", str(GOOD_CONVERSATIONS), "--cards", str(tmp / "nowhere")], "no such folder"),
+        (["steerability", str(GOOD_CONVERSATIONS), "--cards", str(a_file)], "got a file"),
+        (["steerability"], "the following arguments are required"),
+    ]
+
+
+def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    def snapshot():
+        return {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
+
+    for argv, expect in _cli_cases(tmp_path):
+        before = snapshot()
+        try:
+            code = main(argv)
+        except SystemExit as exc:   # argparse's own errors (a word where a number goes, an unknown option)
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code == 2 and expect in err and "Traceback" not in err, (argv, err)
+        assert snapshot() == before, argv

@@ -76,3 +76,44 @@ def test_an_empty_dataset_round_trips(tmp_path):
 
     save_dataset([], tmp_path / "none")
     assert len(load_dataset_dir(tmp_path / "none")) == 0
+
+
+def test_a_byte_order_mark_is_read_not_refused(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(GOOD) + "\r\n").encode())   # as Windows tools write it
+    assert load_conversations(path)[0]["conversation_id"] == "c1"
+
+
+def test_roles_alternate_after_an_optional_system_message(tmp_path):
+    system = {"role": "system", "content": "be nice"}
+    ok = dict(GOOD, messages=[system] + GOOD["messages"] + [{"role": "user", "content": "and?"},
+                                                            {"role": "assistant", "content": "more"}])
+    assert load_conversations(write_jsonl(tmp_path / "ok.jsonl", [ok]))
+    for k, messages in ((0, GOOD["messages"][::-1]), (1, [system, GOOD["messages"][1]]),
+                        (2, GOOD["messages"] + [GOOD["messages"][1]])):
+        with pytest.raises(DataError, match=rf"field 'messages\[{k}\].role'"):
+            load_conversations(write_jsonl(tmp_path / "bad.jsonl", [dict(GOOD, messages=messages)]))
+
+
+def test_cast_and_duplicates_are_checked_with_their_lines(tmp_path):
+    from kit.world.characters import load_cards
+
+    cards = load_cards()
+    path = write_jsonl(tmp_path / "c.jsonl", [GOOD, dict(GOOD, conversation_id="c2", character_id="gandalf")])
+    assert len(load_conversations(path)) == 2, "without a cast, any character id"
+    with pytest.raises(DataError, match=r"c.jsonl:2: field 'character_id': expected one of the cast"):
+        load_conversations(path, cards)
+    with pytest.raises(DataError, match=r"d.jsonl:2: field 'conversation_id': .*line 1 has it"):
+        load_conversations(write_jsonl(tmp_path / "d.jsonl", [GOOD, GOOD]))
+
+
+def test_import_writes_redacted_text_only(tmp_path):
+    leaky = dict(GOOD, user_name="Sam, 12 Oak Street, Austin", notes="ssn 123-45-6789",
+                 messages=[{"role": "user", "content": "mail me at sam.lee@gmail.com"}, GOOD["messages"][1]])
+    src = write_jsonl(tmp_path / "raw.jsonl", [leaky])
+    out = tmp_path / "run" / "c.jsonl"
+    import_conversations(src, out)
+    text = out.read_text()
+    assert "sam.lee" not in text and "Oak Street" not in text and "6789" not in text
+    assert "[EMAIL]" in text and "[ADDRESS]" in text and "[GOV_ID]" in text
+    assert "sam.lee@gmail.com" in src.read_text(), "the user's own file stays as it was"

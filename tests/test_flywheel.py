@@ -82,3 +82,91 @@ def test_stage_timing_bench_reads_the_run(tiny_flywheel):
     assert table["total_seconds"] == pytest.approx(sum(table["per_generation"].values()), abs=0.2)
     md = bench.markdown([table], bench.device())
     assert "| 04_sft |" in md and "profile tiny" in md
+
+
+def test_a_failing_notebook_stops_the_flywheel_with_one_line(failing_notebook, tmp_path, monkeypatch, capsys):
+    from kit.cli import main
+
+    monkeypatch.setattr(flywheel, "SETUP_NOTEBOOKS", (failing_notebook,))
+    monkeypatch.setattr(flywheel, "STAGE_NOTEBOOKS", ())
+    monkeypatch.setattr(flywheel, "FINAL_NOTEBOOKS", ())
+    run = tmp_path / "run"
+    assert main(["flywheel", "--run-dir", str(run), "--profile", "tiny", "--generations", "1"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1
+    assert errors[0].startswith("error: notebook fails (generation 0) failed at cell In [4] (raise ValueError(")
+    assert "ValueError: the second cell broke" in errors[0]
+    assert (run / "gen_0" / "notebooks" / "fails.failed.ipynb").exists()
+    assert "fails" not in flywheel.Run(run).generation_status(0).get("notebooks_done", [])
+
+
+def _whole(root) -> list[str]:
+    """Every artifact at its final name in a run directory reads back whole: JSON parses, JSONL parses line by
+    line, datasets load. Returns the temporaries (.<name>.tmp-<pid>-*) found, which are not artifacts."""
+    import json
+
+    from kit.data import load_dataset_dir
+
+    temporaries = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(".tmp-" in part for part in rel.parts):
+            if ".tmp-" in rel.parts[-1]:
+                temporaries.append(str(rel))
+            continue
+        if path.suffix in (".json", ".ipynb") and path.is_file() and path.parent.name != "adapter":
+            json.loads(path.read_text())
+        elif path.suffix == ".jsonl":
+            [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        elif path.is_dir() and (path / "state.json").exists():
+            load_dataset_dir(path)
+    return temporaries
+
+
+@pytest.mark.slow
+def test_a_stage_killed_mid_run_leaves_no_half_artifact_and_reruns_to_the_same_results(tmp_path):
+    """Notebook 02 at the tiny profile, killed with SIGKILL (kernel and all) once it has written its traffic, that is
+    while it curates and annotates: every artifact at its final name is whole, and the same command run again
+    removes what the killed run left and ends with the results of an uninterrupted run."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from kit.data import load_dataset_dir
+
+    code = ("import sys\nfrom kit.notebooks import execute\nfrom kit.paths import Run\nrun = Run(sys.argv[1])\n"
+            "execute('02_curation', run, 0, dict(run_dir=str(run.root), generation=0, profile='tiny', seed=0), "
+            "progress=False)\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+
+    def stage(root):   # its own process group, so the kernel dies with it
+        return subprocess.Popen([sys.executable, "-c", code, str(root)], env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    proc = stage(killed)
+    marker = killed / "gen_0" / "traffic" / "metrics.json"
+    deadline = time.time() + 600
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the stage ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "gen_0" / "notebooks" / "02_curation.ipynb").exists()
+    left = _whole(killed)
+    assert any("02_curation.ipynb.tmp-" in t for t in left), left   # it was killed mid-run
+
+    for root in (killed, ref):
+        proc = stage(root)
+        assert proc.wait() == 0, proc.stderr.read().decode()[-2000:]
+    assert _whole(killed) == [], "the rerun removed what the killed run left"
+    for stage_name in ("traffic", "curation", "annotation"):
+        a, b = (json.loads((root / "gen_0" / stage_name / "metrics.json").read_text()) for root in (ref, killed))
+        assert a == b, stage_name
+    for name in ("curation/train_prompts", "curation/eval_prompts", "annotation/train_pairs",
+                 "annotation/eval_pairs"):
+        assert load_dataset_dir(ref / "gen_0" / name).to_list() == load_dataset_dir(killed / "gen_0" / name).to_list()

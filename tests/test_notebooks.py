@@ -48,3 +48,26 @@ def test_flywheel_notebook_ran_with_tiny_profile(name, tiny_flywheel):
     assert copies, f"{name} never ran in the flywheel"
     for path in copies:
         assert not _errors(path), path
+
+
+def test_a_failed_notebook_is_kept_and_named_in_one_line(failing_notebook, tmp_path):
+    from kit.errors import KitError
+
+    run = Run(tmp_path / "run")
+    params = dict(run_dir=str(run.root), generation=0, profile="tiny", seed=0, model_name="m")
+    with pytest.raises(KitError) as err:
+        execute(failing_notebook, run, 0, params, progress=False)
+    message = str(err.value)
+    kept = run.root / "gen_0" / "notebooks" / "fails.failed.ipynb"
+    assert "\n" not in message
+    assert message.startswith("notebook fails (generation 0) failed at cell In [4] (raise ValueError(")
+    assert "ValueError: the second cell broke;" in message and str(kept) in message
+    assert _errors(kept) and not (run.root / "gen_0" / "notebooks" / "fails.ipynb").exists()
+    assert not [p for p in kept.parent.iterdir() if p.name.startswith(".")], "no temporary left"
+    # fixed, the rerun writes the notebook and drops the stale failure
+    import kit.notebooks
+
+    path = kit.notebooks.notebooks_dir() / "fails.ipynb"
+    path.write_text(path.read_text().replace("raise ValueError", "print"))
+    execute(failing_notebook, run, 0, params, progress=False)
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["fails.ipynb"]

@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,61 @@ def test_read_json_errors_name_the_file(tmp_path):
         read_json(bad)
     with pytest.raises(KitError, match="not found"):
         read_json(tmp_path / "missing.json")
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_write_killed_midway_leaves_nothing_a_rerun_does_not_clean(tmp_path):
+    """A real SIGKILL while a dataset folder is half written: the previous version stays, the temporary is left,
+    and the next write of the same artifact removes it."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "ds"
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "data.txt").write_text("v1")
+    script = (f"import os, signal\nfrom kit.paths import atomic_path\n"
+              f"with atomic_path({str(target)!r}) as tmp:\n"
+              f"    tmp.mkdir(); (tmp / 'data.txt').write_text('v2, half')\n"
+              f"    os.kill(os.getpid(), signal.SIGKILL)\n")
+    res = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
+    assert res.returncode == -9
+    assert (target / "data.txt").read_text() == "v1"
+    left = [p.name for p in tmp_path.iterdir() if p.name != "ds"]
+    assert len(left) == 1 and left[0].startswith(".ds.tmp-"), left
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "data.txt").write_text("v3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and (target / "data.txt").read_text() == "v3"
+
+
+def test_a_crash_between_the_two_renames_puts_the_previous_version_back(tmp_path):
+    run = Run(tmp_path / "run")
+    target = run.stage(0, "curation", "train_prompts")
+    stale = target.parent / f".train_prompts.tmp-{_dead_pid()}-x1y2"
+    (stale / ".old-train_prompts").mkdir(parents=True)
+    (stale / ".old-train_prompts" / "data.txt").write_text("previous")
+    other = run.root / f".manifest.json.tmp-{_dead_pid()}-abc"   # a temporary whose target is never written again
+    other.mkdir()
+    (other / "manifest.json").write_text('{"half')
+    live = run.root / f".x.json.tmp-{os.getpid()}-live"   # this process's own, in progress: kept
+    live.mkdir()
+    assert sorted(p.name for p in run.clean_interrupted()) == sorted([stale.name, other.name])
+    assert (target / "data.txt").read_text() == "previous"
+    assert not stale.exists() and not other.exists() and live.exists()
+
+
+def test_a_run_directory_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(KitError, match="expected a run directory"):
+        Run(tmp_path / "f")
+    with pytest.raises(KitError, match="expected a folder to write"):
+        write_json(tmp_path / "f" / "a.json", {})

@@ -9,11 +9,10 @@ Our additions live where the V2 spec puts application data, so other V2 tools ke
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError, KitError
+from ..errors import DataError, KitError, said
 from ..paths import samples_dir, write_json
 from . import instructions as ins
 
@@ -79,16 +78,53 @@ class Card:
         return {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
 
 
+# A card's text becomes the system prompt of every conversation, so its size is bounded: SFT drops examples longer
+# than sft_max_length (768 tokens), and a system prompt over ~2,000 characters (~500 tokens) leaves too little room
+# for the conversation. Text that stays out of the prompt (greetings, notes) gets a looser sanity bound.
+MAX_PROMPT_CHARS = 2000
+MAX_FIELD_CHARS = 20000
+MAX_NAME_CHARS = 100
+MAX_LIST_ITEMS = 50
+
+
+def _text(data: dict, key: str, path, field: str, required: bool = False) -> str:
+    value = data.get(key, None if required else "")
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise DataError(path, None, field, "a non-empty string" if required else 'a string ("" when empty)',
+                        said("null") if value is None else value)
+    limit = MAX_NAME_CHARS if key == "name" else MAX_FIELD_CHARS
+    if len(value) > limit:
+        raise DataError(path, None, field, f"at most {limit:,} characters", said(f"{len(value):,} characters"))
+    return value
+
+
+def _strings(value, path, field: str, default=()) -> list[str]:
+    value = list(default) if value is None else value
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise DataError(path, None, field, "a list of non-empty strings", value)
+    if len(value) > MAX_LIST_ITEMS or any(len(v) > MAX_NAME_CHARS for v in value):
+        raise DataError(path, None, field, f"at most {MAX_LIST_ITEMS} items of at most {MAX_NAME_CHARS} characters",
+                        said(f"{len(value)} items"))
+    return list(value)
+
+
 def card_from_v2(obj: dict, path: str | Path = "<card>") -> Card:
-    if not isinstance(obj, dict) or obj.get("spec") != "chara_card_v2":
-        raise DataError(path, None, "spec", "'chara_card_v2' (a Character Card V2 JSON)", (obj or {}).get("spec"))
+    if not isinstance(obj, dict):
+        raise DataError(path, None, None, "a JSON object (a Character Card V2)",
+                        said("a JSON list" if isinstance(obj, list) else f"a JSON {type(obj).__name__}"))
+    if obj.get("spec") != "chara_card_v2":
+        raise DataError(path, None, "spec", "'chara_card_v2' (a Character Card V2 JSON)", obj.get("spec"))
     data = obj.get("data")
     if not isinstance(data, dict):
         raise DataError(path, None, "data", "an object with the card's fields", data)
-    for key in ("name", "description"):
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            raise DataError(path, None, f"data.{key}", "a non-empty string", data.get(key))
-    fly = (data.get("extensions") or {}).get("flywheel")
+    text = {key: _text(data, key, path, f"data.{key}", required=key in ("name", "description"))
+            for key in V2_TEXT_FIELDS}
+    tags = _strings(data.get("tags"), path, "data.tags")
+    _strings(data.get("alternate_greetings"), path, "data.alternate_greetings")
+    extensions = data.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise DataError(path, None, "data.extensions", "an object", extensions)
+    fly = (extensions or {}).get("flywheel")
     if not isinstance(fly, dict):
         raise DataError(path, None, "data.extensions.flywheel", "an object with id, category and instructions")
     if not isinstance(fly.get("id"), str) or not fly["id"].strip():
@@ -96,6 +132,7 @@ def card_from_v2(obj: dict, path: str | Path = "<card>") -> Card:
     if fly.get("category") not in CATEGORIES:
         raise DataError(path, None, "data.extensions.flywheel.category", f"one of {', '.join(CATEGORIES)}",
                         fly.get("category"))
+    topics = _strings(fly.get("topics"), path, "data.extensions.flywheel.topics")
     instr = fly.get("instructions")
     if not isinstance(instr, list) or not (1 <= len(instr) <= 8):
         raise DataError(path, None, "data.extensions.flywheel.instructions", "a list of 1 to 8 instructions", instr)
@@ -103,24 +140,31 @@ def card_from_v2(obj: dict, path: str | Path = "<card>") -> Card:
         ins.validate_instruction(inst, path, f"data.extensions.flywheel.instructions[{k}]")
     extra = {k: v for k, v in data.items() if k not in ("name", "description", "personality", "scenario",
                                                           "first_mes", "tags")}
-    return Card(id=fly["id"], name=data["name"], category=fly["category"], description=data["description"],
-                personality=data.get("personality", ""), scenario=data.get("scenario", ""),
-                first_mes=data.get("first_mes", ""), instructions=[dict(i) for i in instr],
-                topics=list(fly.get("topics", [])), tags=list(data.get("tags", [])), extra=extra)
+    card = Card(id=fly["id"], name=text["name"], category=fly["category"], description=text["description"],
+                personality=text["personality"], scenario=text["scenario"], first_mes=text["first_mes"],
+                instructions=[dict(i) for i in instr], topics=topics, tags=tags, extra=extra)
+    prompt = len(card.system_prompt())
+    if prompt > MAX_PROMPT_CHARS:
+        longest = max(("description", "personality", "scenario"), key=lambda k: len(text[k]))
+        raise DataError(path, None, f"data.{longest}", f"a card whose system prompt stays under "
+                        f"{MAX_PROMPT_CHARS:,} characters (~500 tokens; SFT keeps examples of at most 768 tokens)",
+                        said(f"a system prompt of {prompt:,} characters"))
+    return card
 
 
 def load_card(path: str | Path) -> Card:
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, exc.lineno, None, f"a JSON object ({exc.msg})") from None
-    return card_from_v2(obj, path)
+    from ..data import parse_json, read_text
+
+    return card_from_v2(parse_json(read_text(path, "a character card (JSON)"), path, None, "a JSON object"), path)
 
 
 def load_cards(directory: str | Path | None = None) -> dict[str, Card]:
     """Every *.json card in `directory` (default: data_samples/cards), keyed by id, in file-name order."""
     directory = Path(directory) if directory else samples_dir() / "cards"
+    if directory.is_file():
+        raise KitError(f"{directory}: expected a folder of character cards (*.json), got a file")
+    if not directory.is_dir():
+        raise KitError(f"{directory}: expected a folder of character cards (*.json); there is no such folder")
     files = sorted(directory.glob("*.json"))
     if not files:
         raise KitError(f"{directory}: no character cards (*.json) here")

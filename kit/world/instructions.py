@@ -139,16 +139,23 @@ _ADD_ORDER = ("use_emoji", "catchphrase", "address_user_by_name", "start_with", 
 def validate_instruction(inst, path="<card>", field="instructions") -> dict:
     if not isinstance(inst, dict) or "type" not in inst:
         raise DataError(path, None, field, "an object with a 'type'", inst)
-    kind = TYPES.get(inst["type"])
+    kind = TYPES.get(inst["type"]) if isinstance(inst["type"], str) else None
     if kind is None:
         raise DataError(path, None, f"{field}.type", f"one of {', '.join(sorted(TYPES))}", inst["type"])
     for name in kind.params:
         if name not in inst:
             raise DataError(path, None, f"{field}.{name}", f"a value for '{name}' (needed by {kind.name})")
-    if kind.name in ("max_words", "max_sentences") and (not isinstance(inst["n"], int) or inst["n"] < 1):
-        raise DataError(path, None, f"{field}.n", "an integer >= 1", inst["n"])
-    if kind.name == "never_mention" and (not isinstance(inst["terms"], list) or not inst["terms"]):
-        raise DataError(path, None, f"{field}.terms", "a non-empty list of strings", inst["terms"])
+        value = inst[name]
+        if name == "n":
+            if type(value) is not int or not 1 <= value <= 1000:
+                raise DataError(path, None, f"{field}.n", "an integer from 1 to 1000", value)
+        elif name == "terms":
+            if not isinstance(value, list) or not value or not all(isinstance(t, str) and t.strip() for t in value):
+                raise DataError(path, None, f"{field}.terms", "a non-empty list of non-empty strings", value)
+        elif not isinstance(value, str) or not value.strip() or len(value) > 200:
+            raise DataError(path, None, f"{field}.{name}", "a non-empty string of at most 200 characters", value)
+    if "text" in inst and (not isinstance(inst["text"], str) or not inst["text"].strip() or len(inst["text"]) > 500):
+        raise DataError(path, None, f"{field}.text", "a non-empty string of at most 500 characters", inst["text"])
     return inst
 
 
