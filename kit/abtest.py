@@ -72,15 +72,23 @@ def prompt_pool(world, per_card: int, seed: int, max_turns: int = 3) -> list[dic
     return pool
 
 
-def cache_replies(world, pool: list[dict], policies: dict, *, samples: int, seed: int) -> dict:
-    """arm -> {"replies": [[str] * samples per prompt], "measured": DataFrame (prompt-major, sample-minor)}."""
+def cache_replies(world, pool: list[dict], policies: dict, *, samples: int, seed: int, cache=None) -> dict:
+    """arm -> {"replies": [[str] * samples per prompt], "measured": DataFrame (prompt-major, sample-minor)}.
+
+    Both arms sample with the same seeds (common random numbers: a difference between the arms comes from their
+    weights, not from luck of the draw), through kit.evaluation.generate_for, so with `cache` (Run.reply_cache())
+    a policy's replies to the pool are generated once in a run: the control arm is the deployed policy, whose
+    replies were made when it was the treatment."""
+    from .evaluation import generate_for
+    from .seeding import derive
+
+    flat = {arm: [] for arm in policies}
+    for s in range(samples):
+        for arm, replies in generate_for(policies, world.cards, pool, seed=derive(seed, "ab", s), cache=cache).items():
+            flat[arm].append(replies)
     out = {}
-    for arm, policy in policies.items():
-        prompts = [world.cards[it["character_id"]].prompt(it["history"], it["user_name"]) for it in pool]
-        flat = []
-        for s in range(samples):
-            flat.append(policy.reply(prompts, seed_key=f"ab-{seed}-{s}", desc=f"A/B replies: {arm} #{s + 1}"))
-        replies = [[flat[s][i] for s in range(samples)] for i in range(len(pool))]
+    for arm in policies:
+        replies = [[flat[arm][s][i] for s in range(samples)] for i in range(len(pool))]
         items = [dict(pool[i], reply=replies[i][s]) for i in range(len(pool)) for s in range(samples)]
         out[arm] = {"replies": replies, "measured": world.measure(items)}
     return out

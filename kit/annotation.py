@@ -1,20 +1,24 @@
 """Annotation: simulated raters turn curated prompts into preference data, as the paper's raters do.
 
-For every prompt there are two candidates: the reply logged in traffic, and a second one from the candidate pool
-(another policy of the pool sampled at a higher temperature, or a prompted "expert" rewrite of the logged reply).
-Then, per pair:
+Every prompt has several candidates: the reply logged in traffic, and `candidates_per_prompt` more from the
+candidate pool (fresh samples from the policies of the pool, and prompted "expert" rewrites of the logged reply).
+Raters rank every pair of a prompt's candidates, as InstructGPT's labellers ranked K samples: K candidates give
+K(K-1)/2 pairs for K-1 generations, which is what makes annotation affordable where generating is the cost.
+Then, per prompt:
 
 1. privacy: candidates are redacted like traffic, so nothing identifiable reaches the raters;
-2. steerability workflow: raters check both candidates against the card; when both break it, a rater supplies
-   a compliant reply (a prompted rewrite by the policy, repaired by the card's rule-based edits) that is
-   preferred over the better of the two;
+2. steerability workflow: raters check the candidates against the card; when every candidate breaks it, a rater
+   supplies a compliant reply (a prompted rewrite by the policy, repaired by the card's rule-based edits) that is
+   preferred over the panel's favourite;
 3. pair filter: pairs whose candidates differ by more than `max_len_diff` words or `max_emoji_diff` emoji are
    dropped, so reward models cannot learn those surface cues;
 4. pairwise engagement ranking by a panel of raters: the majority decides, the panel's agreement is kept, and so
    is the first rater's vote alone (what a single-rater label set would hold);
 5. the two questions always asked, per candidate: is it a false refusal? is it templated?
 
-Pairs come out in TRL's conversational preference form (kit/data.py) with the panel's votes.
+Pairs come out in TRL's conversational preference form (kit/data.py) with the panel's votes. The training
+prompts' candidates are kept too: rejection sampling (kit/rejection.py) picks the SFT set from them, so every
+generated reply is used twice.
 """
 from __future__ import annotations
 
@@ -49,112 +53,148 @@ def preference_record(item: dict, chosen: str, rejected: str, *, votes: int, n_r
 
 # ---------------------------------------------------------------------------------------------- candidates
 def candidate_pool(world, items: list[dict], pool: dict, *, seed: int, temperature: float = 1.0,
-                   rewrite_share: float = 0.5) -> tuple[list[str], list[str]]:
-    """A second candidate per prompt: a prompted expert rewrite of the logged reply (rewrite_share of prompts),
-    or a fresh sample from a policy of the pool, taken in turn. Returns (replies, origins)."""
+                   rewrite_share: float = 0.5, per_prompt: int = 1) -> list[list[dict]]:
+    """`per_prompt` new candidates for each prompt: prompted expert rewrites of the logged reply (rewrite_share of
+    the slots) and fresh samples from the policies of the pool, taken in turn. Returns, per prompt, a list of
+    {"reply", "origin"}."""
     if not pool:
         raise ParameterError("pool", "at least one policy")
     r = rng(seed, "candidate-pool")
     names = sorted(pool)
-    use_rewrite = r.random(len(items)) < rewrite_share
-    replies, origins = [""] * len(items), [""] * len(items)
-    jobs: dict[str, list[int]] = {}
+    exact = per_prompt * rewrite_share
+    n_rewrite = np.floor(exact).astype(int) + (r.random(len(items)) < exact - np.floor(exact))
+    out: list[list[dict]] = [[{} for _ in range(per_prompt)] for _ in items]
+    jobs: dict[tuple, list[int]] = {}
     for i in range(len(items)):
-        key = "rewrite" if use_rewrite[i] else names[i % len(names)]
-        jobs.setdefault(key, []).append(i)
-    for key, idx in sorted(jobs.items()):
-        if key == "rewrite":
-            policy = pool[names[0]]
-            prompts = [expert_rewrite_prompt(world.cards[items[i]["character_id"]], items[i]) for i in idx]
-            out = policy.reply(prompts, seed_key=f"expert-rewrite-{seed}", desc="expert rewrites")
+        for j in range(per_prompt):
+            key = ("rewrite", j) if j < n_rewrite[i] else (names[(i + j) % len(names)], j)
+            jobs.setdefault(key, []).append(i)
+    for (name, j), idx in sorted(jobs.items()):
+        cards = [world.cards[items[i]["character_id"]] for i in idx]
+        suffix = "" if j == 0 else f"-{j}"   # the first slot draws what a single candidate drew before
+        if name == "rewrite":
+            prompts = [expert_rewrite_prompt(c, items[i]) for c, i in zip(cards, idx)]
+            texts = pool[names[0]].reply(prompts, seed_key=f"expert-rewrite-{seed}{suffix}", desc="expert rewrites")
         else:
-            policy = pool[key]
-            prompts = [world.cards[items[i]["character_id"]].prompt(items[i]["history"], items[i].get("user_name"))
-                       for i in idx]
-            out = policy.reply(prompts, seed_key=f"pool-{seed}", temperature=temperature, desc=f"pool: {key}")
-        for i, text in zip(idx, out):
-            replies[i], origins[i] = text, ("expert-rewrite" if key == "rewrite" else f"policy:{key}")
-    return replies, origins
+            prompts = [c.prompt(items[i]["history"], items[i].get("user_name")) for c, i in zip(cards, idx)]
+            texts = pool[name].reply(prompts, seed_key=f"pool-{seed}{suffix}", temperature=temperature,
+                                     desc=f"pool: {name}")
+        for i, text in zip(idx, texts):
+            out[i][j] = {"reply": text, "origin": "expert-rewrite" if name == "rewrite" else f"policy:{name}"}
+    return out
+
+
+def _candidate_lists(items: list[dict], candidates, origins) -> list[list[dict]]:
+    """Per prompt: the logged reply, then the candidates (one string per prompt, or a list of {"reply", "origin"}),
+    each redacted; empty and repeated texts dropped."""
+    out = []
+    for n, (it, cands) in enumerate(zip(items, candidates)):
+        if isinstance(cands, str):
+            cands = [{"reply": cands, "origin": (origins or ["candidate"] * len(items))[n]}]
+        seen, kept = set(), []
+        for c in [{"reply": it.get("reply", ""), "origin": "logged"}] + list(cands):
+            text = redact(c["reply"])[0].strip()
+            if text and text not in seen:
+                seen.add(text)
+                kept.append({"reply": text, "origin": c["origin"]})
+        out.append(kept)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- annotation
-def annotate_pairs(world, items: list[dict], candidates: list[str], origins: list[str] | None = None, *,
+def annotate_pairs(world, items: list[dict], candidates: list, origins: list[str] | None = None, *,
                    n_raters: int, seed: int, key: str, max_len_diff: int | None = 40, max_emoji_diff: int | None = 2,
                    rewrite_policy=None, steerability: bool = True, steer_share: float = 1.0) -> dict:
-    """Annotate (logged reply, candidate) pairs. Returns {"pairs", "ratings", "report"}.
+    """Annotate every pair among each prompt's logged reply and candidates (`candidates`: one string per prompt,
+    or a list of {"reply", "origin"} per prompt). Returns {"pairs", "ratings", "candidates", "report"};
+    "candidates" holds each prompt's redacted candidate list, logged reply first.
 
     The steerability workflow is its own task: it takes every internal-tester prompt (testers probe the card)
-    and `steer_share` of the user prompts; the rest go to engagement ranking even when both candidates fail."""
+    and `steer_share` of the user prompts; the rest go to engagement ranking only."""
+    import itertools
+
     if len(items) != len(candidates):
         raise KitError(f"annotation: {len(items)} prompts but {len(candidates)} candidates")
-    origins = origins or ["candidate"] * len(items)
-    a_text = [redact(it["reply"])[0] for it in items]
-    b_text = [redact(c)[0] for c in candidates]
-    usable = [i for i in range(len(items)) if a_text[i].strip() and b_text[i].strip() and
-              a_text[i].strip() != b_text[i].strip()]
-    report = {"prompts": len(items), "identical_or_empty": len(items) - len(usable), "dropped_length": 0,
-              "dropped_emoji": 0, "steerability_rewrites": 0, "ranked": 0}
-    items = [items[i] for i in usable]
-    a_text, b_text, origins = [a_text[i] for i in usable], [b_text[i] for i in usable], [origins[i] for i in usable]
+    lists = _candidate_lists(items, candidates, origins)
+    usable = [i for i in range(len(items)) if len(lists[i]) >= 2]
+    report = {"prompts": len(items), "identical_or_empty": len(items) - len(usable), "candidates": 0,
+              "pairs_considered": 0, "dropped_length": 0, "dropped_emoji": 0, "steerability_rewrites": 0,
+              "ranked": 0}
+    items, lists = [items[i] for i in usable], [lists[i] for i in usable]
+    kept_candidates = [dict(_prompt_fields(it), candidates=c) for it, c in zip(items, lists)]
     if not items:
         report["pairs"] = 0
-        return {"pairs": [], "ratings": [], "report": report}
-    measure = lambda texts: world.measure([dict(it, reply=t) for it, t in zip(items, texts)])  # noqa: E731
-    ma, mb = measure(a_text), measure(b_text)
+        return {"pairs": [], "ratings": [], "candidates": [], "report": report}
+    owner = [i for i, cands in enumerate(lists) for _ in cands]            # flat candidate -> prompt
+    flat = [c for cands in lists for c in cands]
+    report["candidates"] = len(flat)
+    measured = world.measure([dict(items[i], reply=c["reply"]) for i, c in zip(owner, flat)])
+    starts = np.cumsum([0] + [len(c) for c in lists])
+    a_idx, b_idx = [], []
+    for i in range(len(items)):
+        for a, b in itertools.combinations(range(starts[i], starts[i + 1]), 2):
+            a_idx.append(a)
+            b_idx.append(b)
+    report["pairs_considered"] = len(a_idx)
+    ma, mb = measured.iloc[a_idx].reset_index(drop=True), measured.iloc[b_idx].reset_index(drop=True)
     panel = pairwise_votes(world, ma, mb, n_raters=n_raters, seed=seed, key=f"{key}-rank")
 
-    # steerability workflow: both candidates break the card -> a rater supplies a compliant reply
-    both_fail = np.zeros(len(items), dtype=bool)
-    if steerability:
+    pairs = []
+    if steerability:   # every candidate breaks the card -> a rater supplies a compliant reply
         in_workflow = np.array([it["source"] == "internal" for it in items]) | \
             (rng(seed, "steer-assign", key).random(len(items)) < steer_share)
-        flag_a = steerability_flags(world, items, a_text, seed=seed, key=f"{key}-steer-a")
-        flag_b = steerability_flags(world, items, b_text, seed=seed, key=f"{key}-steer-b")
-        both_fail = flag_a & flag_b & in_workflow
+        flags = steerability_flags(world, [items[i] for i in owner], [c["reply"] for c in flat], seed=seed,
+                                   key=f"{key}-steer")
+        wins = np.zeros(len(flat))
+        for a, b, prefer_a in zip(a_idx, b_idx, panel.prefer_a.to_numpy()):
+            wins[a if prefer_a else b] += 1
+        fail = [i for i in range(len(items)) if in_workflow[i] and flags[starts[i]:starts[i + 1]].all()]
         report["steerability_reviewed"] = int(in_workflow.sum())
-    fail_idx = np.flatnonzero(both_fail)
-    better = [a_text[i] if panel.prefer_a.iat[i] else b_text[i] for i in fail_idx]
-    fixed = compliant_rewrites(world, [items[i] for i in fail_idx], better, rewrite_policy, seed_key=f"{key}-fix")
-    pairs = []
-    for i, good in zip(fail_idx, fixed):
-        good = redact(good)[0]
-        worse = a_text[i] if panel.prefer_a.iat[i] else b_text[i]
-        if good.strip() != worse.strip():
-            pairs.append(preference_record(items[i], good, worse, votes=1, n_raters=1, agreement=1.0,
-                                           single_rater_agrees=True, origin="steerability-rewrite"))
-            report["steerability_rewrites"] += 1
+        favourite = [flat[starts[i] + int(np.argmax(wins[starts[i]:starts[i + 1]]))]["reply"] for i in fail]
+        fixed = compliant_rewrites(world, [items[i] for i in fail], favourite, rewrite_policy, seed_key=f"{key}-fix")
+        for i, good, worse in zip(fail, fixed, favourite):
+            good = redact(good)[0]
+            if good.strip() != worse.strip():
+                pairs.append(preference_record(items[i], good, worse, votes=1, n_raters=1, agreement=1.0,
+                                               single_rater_agrees=True, origin="steerability-rewrite"))
+                report["steerability_rewrites"] += 1
 
     # pair filter on surface differences, then the panel's ranking
     len_diff = np.abs(ma["words"].to_numpy() - mb["words"].to_numpy())
     emoji_diff = np.abs(ma["emoji"].to_numpy() - mb["emoji"].to_numpy())
-    for i in np.flatnonzero(~both_fail):
-        if max_len_diff is not None and len_diff[i] > max_len_diff:
+    for k, (a, b) in enumerate(zip(a_idx, b_idx)):
+        if max_len_diff is not None and len_diff[k] > max_len_diff:
             report["dropped_length"] += 1
             continue
-        if max_emoji_diff is not None and emoji_diff[i] > max_emoji_diff:
+        if max_emoji_diff is not None and emoji_diff[k] > max_emoji_diff:
             report["dropped_emoji"] += 1
             continue
-        row = panel.iloc[i]
+        row = panel.iloc[k]
         a_wins = bool(row.prefer_a)
-        chosen, rejected = (a_text[i], b_text[i]) if a_wins else (b_text[i], a_text[i])
+        chosen, rejected = (flat[a], flat[b]) if a_wins else (flat[b], flat[a])
         votes = row.votes_a if a_wins else row.n_raters - row.votes_a
-        pairs.append(preference_record(items[i], chosen, rejected, votes=votes, n_raters=row.n_raters,
-                                       agreement=row.agreement, single_rater_agrees=bool(row.first_prefers_a) == a_wins,
-                                       origin=f"logged-vs-{origins[i]}"))
+        pairs.append(preference_record(items[owner[a]], chosen["reply"], rejected["reply"], votes=votes,
+                                       n_raters=row.n_raters, agreement=row.agreement,
+                                       single_rater_agrees=bool(row.first_prefers_a) == a_wins,
+                                       origin=f"{flat[a]['origin']}-vs-{flat[b]['origin']}"))
         report["ranked"] += 1
 
     # the two questions always asked, per candidate
-    ratings = []
-    for label, texts, measured in (("logged", a_text, ma), ("candidate", b_text, mb)):
-        table = static_ratings(world, measured, n_raters=n_raters, seed=seed, key=f"{key}-static-{label}")
-        agg = table.groupby("item").agg(rating=("rating", "mean"), false_refusal=("false_refusal", "mean"),
-                                        templated=("templated", "mean"))
-        for i, row in agg.iterrows():
-            ratings.append({"prompt_id": items[i].get("prompt_id"), "candidate": label, "reply": texts[i],
-                            "rating": float(row.rating), "false_refusal": bool(row.false_refusal > 0.5),
-                            "templated": bool(row.templated > 0.5)})
+    table = static_ratings(world, measured, n_raters=n_raters, seed=seed, key=f"{key}-static")
+    agg = table.groupby("item").agg(rating=("rating", "mean"), false_refusal=("false_refusal", "mean"),
+                                    templated=("templated", "mean"))
+    ratings = [{"prompt_id": items[owner[k]].get("prompt_id"), "candidate": flat[k]["origin"],
+                "reply": flat[k]["reply"], "rating": float(row.rating), "false_refusal": bool(row.false_refusal > 0.5),
+                "templated": bool(row.templated > 0.5)} for k, row in agg.iterrows()]
     report["pairs"] = len(pairs)
-    return {"pairs": pairs, "ratings": ratings, "report": report}
+    return {"pairs": pairs, "ratings": ratings, "candidates": kept_candidates, "report": report}
+
+
+def _prompt_fields(item: dict) -> dict:
+    """What a later stage needs of an annotated prompt (rejection sampling scores its candidates)."""
+    keep = ("conversation_id", "character_id", "source", "user_id", "user_name", "turn", "history", "reply",
+            "user_message", "earlier", "unsafe", "prompt_id")
+    return {k: item.get(k) for k in keep}
 
 
 def rate_alternatives(world, policy, records: list[dict], *, n_pairs: int, n_raters: int, seed: int,
@@ -195,29 +235,34 @@ def single_rater_view(pairs: list[dict]) -> list[dict]:
 
 def annotate(world, train_items: list[dict], eval_items: list[dict], pool: dict, cfg, seed: int,
              rewrite_policy=None) -> dict:
-    """Annotate a capped, seeded sample of training prompts and every evaluation prompt.
+    """Annotate a capped, seeded sample of training prompts and of evaluation prompts.
 
-    Evaluation pairs are ranked by the full panel, without steerability rewrites, so their consensus split and
-    single-rater view measure reward models on the raters' own judgement."""
+    Training prompts get `cfg.candidates_per_prompt` new candidates each, evaluation prompts
+    `cfg.eval_candidates_per_prompt`. Evaluation pairs are ranked by the full panel, without steerability
+    rewrites, so their consensus split and single-rater view measure reward models on the raters' own judgement.
+    The training prompts' candidates come back under "candidates" for rejection sampling."""
     r = rng(seed, "annotation-sample")
     cap = min(cfg.max_annotated_prompts, len(train_items))
     train_pick = sorted(r.choice(len(train_items), size=cap, replace=False).tolist()) if cap else []
     train_items = [train_items[i] for i in train_pick]
-    eval_cap = min(len(eval_items), max(cfg.max_annotated_prompts // 2, 1))
+    eval_budget = cfg.max_annotated_eval_prompts or max(cfg.max_annotated_prompts // 2, 1)
+    eval_cap = min(len(eval_items), eval_budget)
     eval_pick = sorted(r.choice(len(eval_items), size=eval_cap, replace=False).tolist()) if eval_cap else []
     eval_items = [eval_items[i] for i in eval_pick]
-    cand, origins = candidate_pool(world, train_items + eval_items, pool, seed=seed, temperature=cfg.pool_temperature,
-                                   rewrite_share=cfg.rewrite_share)
-    n = len(train_items)
-    train = annotate_pairs(world, train_items, cand[:n], origins[:n], n_raters=cfg.n_raters, seed=seed, key="train",
+    kw = dict(seed=seed, temperature=cfg.pool_temperature, rewrite_share=cfg.rewrite_share)
+    cand_train = candidate_pool(world, train_items, pool, per_prompt=cfg.candidates_per_prompt, **kw)
+    cand_eval = candidate_pool(world, eval_items, pool, per_prompt=cfg.eval_candidates_per_prompt,
+                               **dict(kw, seed=seed + 7919))   # their own draws, whatever the training sample
+    train = annotate_pairs(world, train_items, cand_train, n_raters=cfg.n_raters, seed=seed, key="train",
                            max_len_diff=cfg.max_len_diff, max_emoji_diff=cfg.max_emoji_diff,
                            rewrite_policy=rewrite_policy, steer_share=cfg.steer_share)
-    held = annotate_pairs(world, eval_items, cand[n:], origins[n:], n_raters=cfg.n_raters, seed=seed, key="eval",
+    held = annotate_pairs(world, eval_items, cand_eval, n_raters=cfg.n_raters, seed=seed, key="eval",
                           max_len_diff=cfg.max_len_diff, max_emoji_diff=cfg.max_emoji_diff, steerability=False)
     consensus = consensus_split(held["pairs"], cfg.consensus_agreement)
     single = single_rater_view(held["pairs"])
     out = {"train_pairs": train["pairs"], "eval_pairs": held["pairs"], "eval_consensus": consensus,
-           "eval_single_rater": single, "ratings": train["ratings"] + held["ratings"]}
+           "eval_single_rater": single, "ratings": train["ratings"] + held["ratings"],
+           "candidates": train["candidates"]}
     scanned = sum(assert_no_pii(v, f"annotation/{k}") for k, v in out.items())
     out["report"] = {"train": train["report"], "eval": held["report"], "consensus_pairs": len(consensus),
                      "consensus_share": len(consensus) / max(1, len(held["pairs"])),
@@ -249,13 +294,7 @@ def load_labels(run, generation: int, name: str, *, accumulate: bool = True) -> 
     as a production annotation effort does, instead of each reward model starting from a few dozen pairs. Train
     and evaluation sets stay apart across generations: the held-out split hashes the conversation's opening, so
     an opening is on the same side in every generation."""
-    from .data import load_dataset_dir
+    from .data import load_generations
 
-    out = []
-    for g in range(0 if accumulate else generation, generation + 1):
-        path = run.stage(g, "annotation", name, create=False)
-        if path.exists():
-            out += [dict(p, annotated_in=g) for p in load_dataset_dir(path).to_list()]
-        elif g == generation:
-            raise KitError(f"{path}: not found (run notebook 02 for generation {g} first)")
-    return out
+    return [dict(p, annotated_in=g) for g, p in load_generations(run, generation, "annotation", name,
+                                                                  accumulate=accumulate)]

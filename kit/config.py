@@ -23,38 +23,41 @@ PROFILES: dict[str, dict] = {
     # Seconds per stage: CI and the notebook tests.
     "tiny": dict(
         n_users=40, n_sessions=6, n_internal_sessions=2, max_turns=2, max_new_tokens=24, gen_batch_size=8,
-        n_raters=3, max_annotated_prompts=8, eval_fraction=0.4,
-        rm_max_pairs=8, rm_max_signal_examples=8, rm_epochs=1.0, rm_lora_layers=2, rm_max_length=384,
-        rs_max_prompts=6, rs_temperatures=(0.7, 1.0), sft_epochs=1.0, sft_lr=2e-4, sft_batch_size=4, sft_lora_layers=4,
+        n_raters=3, max_annotated_prompts=8, max_annotated_eval_prompts=4, candidates_per_prompt=2,
+        eval_candidates_per_prompt=1, eval_fraction=0.4,
+        rm_max_pairs=16, rm_max_signal_examples=8, rm_epochs=1.0, rm_lora_layers=2, rm_max_length=384,
+        rs_max_prompts=6, sft_epochs=1.0, sft_lr=2e-4, sft_batch_size=4, sft_lora_layers=4,
         dpo_max_pairs=6, rl_steps=2, rl_prompts_per_step=1, rl_num_generations=2, policy_eval_prompts=6,
         eval_prompts=6, ab_users=400, ab_prompts_per_card=1, ab_samples_per_prompt=1, ab_days=3, ab_reply_sims=3,
     ),
-    # A real demo on two CPU cores, sized for 3 generations in under an hour. Generation is the bottleneck
-    # there (~1 reply/s for the 135M model in float32: 0.36 s per decoding step of a 32-reply batch, prefill ~500
-    # tokens/s), so each generation generates a few hundred replies in all, and training updates LoRA on the top
-    # layers only (the backward pass stops there). With ~40 SFT examples a generation, 2 epochs at 2e-4 (10 steps)
-    # left held-out instruction following where the base model has it; 4 epochs at 1e-3 (20 steps) move it.
+    # A real demo on two CPU cores, sized for 3 generations in about half an hour. Generation is the bottleneck
+    # there (~1 reply/s for the 135M model in float32: prefill of a ~170-token prompt ~0.35 s, a decoding step of a
+    # 32-reply batch ~0.35 s), so every reply generated is used twice: annotation ranks every pair of a prompt's
+    # candidates and rejection sampling chooses among the same candidates; the held-out and A/B replies of a
+    # policy are generated once in a run. Reward models are embedding models (seconds to train and to score);
+    # SFT trains LoRA on the top layers only (the backward pass stops there) on every generation's kept replies.
     "cpu": dict(
-        n_users=600, n_sessions=28, n_internal_sessions=12, max_turns=2, max_new_tokens=64, gen_batch_size=32,
-        n_raters=5, max_annotated_prompts=64, eval_fraction=0.35,
-        rm_max_pairs=96, rm_max_signal_examples=32, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
-        rs_max_prompts=24, rs_temperatures=(0.8,), sft_epochs=4.0, sft_lr=1e-3, sft_batch_size=8, sft_lora_layers=10,
-        dpo_max_pairs=12, rl_steps=8, rl_prompts_per_step=2, rl_num_generations=4, policy_eval_prompts=24,
-        eval_prompts=24, ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1, ab_days=7,
-        ab_reply_sims=30,
+        n_users=600, n_sessions=36, n_internal_sessions=12, max_turns=2, max_new_tokens=64, gen_batch_size=32,
+        n_raters=5, max_annotated_prompts=40, max_annotated_eval_prompts=16, candidates_per_prompt=2,
+        eval_candidates_per_prompt=2, eval_fraction=0.35,
+        rm_max_pairs=2000, rm_max_signal_examples=400, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
+        rs_max_prompts=40, sft_epochs=3.0, sft_lr=1e-3, sft_batch_size=8, sft_lora_layers=10,
+        dpo_max_pairs=16, rl_steps=12, rl_prompts_per_step=2, rl_num_generations=4, rl_lr=2e-4,
+        policy_eval_prompts=24, eval_prompts=24, ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1,
+        ab_days=7, ab_reply_sims=30,
     ),
     # One 16 GB T4-class GPU, sized for 3 generations in about an hour: ~16 min a generation by bench/gpu_budget.py
     # (the cpu profile's measured costs, a T4's published throughput; README, Profiles). Unmeasured until
     # scripts/gpu_check.sh has run on a GPU.
     "gpu": dict(
         n_users=5000, n_sessions=400, n_internal_sessions=100, max_turns=4, max_new_tokens=96, gen_batch_size=128,
-        n_raters=5, max_annotated_prompts=800, eval_fraction=0.2,
-        rm_max_pairs=800, rm_max_signal_examples=1000, rm_epochs=1.0, rm_lora_layers=0, rm_max_length=768,
-        rs_max_prompts=400, rs_temperatures=(0.7, 1.0), sft_epochs=2.0, sft_lr=2e-4, sft_batch_size=16,
-        sft_lora_layers=0,
-        dpo_max_pairs=256, rl_steps=40, rl_prompts_per_step=4, rl_num_generations=8, policy_eval_prompts=200,
-        eval_prompts=200, ab_users=50000, ab_prompts_per_card=20, ab_samples_per_prompt=2, ab_days=7,
-        ab_reply_sims=30,
+        n_raters=5, max_annotated_prompts=400, max_annotated_eval_prompts=100, candidates_per_prompt=3,
+        eval_candidates_per_prompt=2, eval_fraction=0.2,
+        rm_max_pairs=4000, rm_max_signal_examples=1000, rm_epochs=1.0, rm_lora_layers=0, rm_max_length=768,
+        rs_max_prompts=400, sft_epochs=2.0, sft_lr=2e-4, sft_batch_size=16, sft_lora_layers=0,
+        dpo_max_pairs=256, rl_steps=40, rl_prompts_per_step=4, rl_num_generations=8, rl_lr=1e-4,
+        policy_eval_prompts=200, eval_prompts=200, ab_users=50000, ab_prompts_per_card=20, ab_samples_per_prompt=2,
+        ab_days=7, ab_reply_sims=30,
     ),
 }
 
@@ -94,15 +97,16 @@ class Range(NamedTuple):
 # not listed here only needs to be a finite number of its type.
 RANGES: dict[str, Range] = {
     **dict.fromkeys(("n_users", "n_sessions", "max_turns", "max_new_tokens", "gen_batch_size", "n_raters",
-                     "max_annotated_prompts", "rm_max_pairs", "rm_max_signal_examples", "rm_batch_size", "rm_lora_r",
+                     "max_annotated_prompts", "max_annotated_eval_prompts", "candidates_per_prompt",
+                     "eval_candidates_per_prompt", "rm_max_pairs", "rm_max_signal_examples", "rm_batch_size", "rm_lora_r",
                      "rm_max_length", "score_batch_size", "rs_max_prompts", "sft_batch_size", "sft_max_length",
                      "sft_lora_r", "dpo_max_pairs", "rl_prompts_per_step", "policy_eval_prompts", "eval_prompts",
                      "ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns",
                      "ab_bootstrap"), Range(1)),
     **dict.fromkeys(("n_internal_sessions", "day", "rm_lora_layers", "sft_lora_layers", "rl_steps", "ab_reply_sims",
                      "max_len_diff", "max_emoji_diff", "rater_noise", "style_flag_threshold", "rs_follow_weight",
-                     "rl_beta", "temperature", "pool_temperature", "rs_temperatures"), Range(0)),
-    **dict.fromkeys(("rm_epochs", "rm_lr", "sft_epochs", "sft_lr", "dpo_beta", "dpo_lr", "dpo_epochs", "rl_lr",
+                     "rl_follow_weight", "rl_beta", "temperature", "pool_temperature"), Range(0)),
+    **dict.fromkeys(("rm_epochs", "rm_lr", "rm_head_c", "sft_epochs", "sft_lr", "dpo_beta", "dpo_lr", "dpo_epochs", "rl_lr",
                      "rl_temperature"), Range(0, low_open=True)),
     **dict.fromkeys(("constraint_keep", "rewrite_share", "steer_share", "consensus_agreement", "rs_min_following",
                      "max_win_rate", "min_win_rate", "max_divergence", "following_tolerance", "violation_tolerance",
@@ -223,7 +227,11 @@ class CurationConfig(_StageConfig):
     keep_fraction: float = 0.85         # share of prompts the diversity stage keeps at most
     constraint_keep: float = 0.9        # share of the diverse prompts the stratified sample draws
     constraint_targets: dict | None = None  # {dimension: {value: share}}; None: match the original traffic
-    max_annotated_prompts: int = 220    # training prompts sent to annotation (each costs one generation)
+    max_annotated_prompts: int = 220    # training prompts sent to annotation
+    max_annotated_eval_prompts: int | None = None  # evaluation prompts annotated; None: half the above
+    candidates_per_prompt: int = 3      # new candidates per training prompt (each one generation); the panel ranks
+                                        # every pair among them and the logged reply
+    eval_candidates_per_prompt: int = 1
     pool_temperature: float = 1.0
     rewrite_share: float = 0.5          # share of second candidates that are prompted expert rewrites
     steer_share: float = 0.3            # share of user prompts that also go through the steerability workflow
@@ -251,6 +259,10 @@ class RewardModelConfig(_StageConfig):
     rm_lora_layers: int = 8              # LoRA on the top N transformer layers only (0 = all): on a CPU the
                                          # backward pass then stops early, which is most of the cost
     rm_max_length: int = 384
+    rm_backbone: str = DEFAULT_EMBEDDER  # a sentence encoder (an embedding reward model: frozen encoder + linear
+                                         # head), or a causal LM ("policy": the policy's own) with LoRA and TRL's
+                                         # RewardTrainer; the rm_epochs/rm_lr/rm_lora_* knobs apply to the latter
+    rm_head_c: float = 0.3               # embedding models: inverse L2 strength of the head (scikit-learn's C)
     score_batch_size: int = 16
     signal_weights: dict | None = None   # composite reward: {"continue": w, "thumb_up": w}; None = preference only
     style_flag_threshold: float = 0.3    # |standardised difference| or |correlation| that flags a style feature
@@ -270,12 +282,8 @@ class PolicyConfig(_StageConfig):
     profile: str = "cpu"
     max_new_tokens: int = 80
     gen_batch_size: int = 32
-    # rejection sampling: candidates per prompt = logged reply + current policy at each temperature
-    # (+ the base model when it is not the current policy) (+ a prompted expert rewrite)
+    # rejection sampling: over the candidates annotation generated for its training prompts (notebook 02)
     rs_max_prompts: int = 64
-    rs_temperatures: tuple = (0.7, 1.0)
-    rs_include_base: bool = True
-    rs_include_rewrite: bool = True
     rs_follow_weight: float = 2.0       # selection score = z(composite reward) + weight * instruction following:
                                         # breaking one of four rules (-0.25) costs half a reward SD
     rs_min_following: float = 0.0       # a best candidate following fewer of its card's rules is not kept
@@ -290,6 +298,7 @@ class PolicyConfig(_StageConfig):
     sft_lora_layers: int = 0            # LoRA on the top N layers only (0 = all); DPO and RL train the same adapter
     sft_include_rewrites: bool = True   # the raters' compliant rewrites from annotation join the SFT set
     sft_export_merged: bool = False     # also save base + adapter merged (a full model folder)
+    sft_accumulate: bool = True         # train on the rejection-sampled sets of every generation so far
     # DPO patch, reference = the SFT policy (a frozen copy of its adapter, not a second model)
     dpo_max_pairs: int = 48
     dpo_beta: float = 0.1
@@ -305,6 +314,7 @@ class PolicyConfig(_StageConfig):
     rl_beta: float = 0.04               # KL coefficient, always set explicitly (Unsloth's GRPO default is 0.0)
     rl_loss_type: str = "grpo"          # TRL GRPO loss type, always set explicitly (Unsloth's default is dapo)
     rl_temperature: float = 1.0
+    rl_follow_weight: float = 2.0       # RL reward = composite reward / its SD + weight * share of rules followed
     rl_near_policy: bool = True         # RL prompts where the reward is low or varies most between samples
     policy_eval_prompts: int = 48       # held-out prompts for the before/after checks of 04 and 05 (equal to 06's
                                         # eval_prompts, the three share one set and each policy's replies)

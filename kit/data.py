@@ -356,6 +356,20 @@ def load_dataset_dir(path: str | Path):
     return load_from_disk(str(path))
 
 
+def load_generations(run, generation: int, stage: str, *parts: str, accumulate: bool = True) -> list[tuple]:
+    """(g, record) for every record of the dataset at <gen_g>/<stage>/<parts...> of generation `generation`, or,
+    with `accumulate`, of every generation up to it that has one, oldest first (labels and SFT sets grow across
+    generations). The current generation's dataset must exist."""
+    out = []
+    for g in range(0 if accumulate else generation, generation + 1):
+        path = run.stage(g, stage, *parts, create=False)
+        if path.exists():
+            out += [(g, rec) for rec in load_dataset_dir(path).to_list()]
+        elif g == generation:
+            raise KitError(f"{path}: not found (run the notebook that writes it for generation {g} first)")
+    return out
+
+
 def import_conversations(src: str | Path, dest: str | Path, cards: dict | None = None) -> list[dict]:
     """Validate a whole conversations file, redact every field, then write it to `dest`: a copy in a run directory
     holds no raw personal data (the user's file stays where it is). On any bad record nothing is written."""

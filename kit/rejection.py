@@ -1,23 +1,25 @@
 """Rejection sampling (step 4 of the method): the SFT set, rebuilt every generation from the latest curated traffic.
 
-For each training prompt a pool of candidates:
+The candidates are the ones annotation already generated for its training prompts (kit/annotation.py), so no
+reply is generated twice:
 
 * the reply logged in traffic (what the deployed policy said);
-* the current policy sampled again at each of a few temperatures;
-* the base model, when the current policy is not the base model already;
-* a prompted expert rewrite of the logged reply.
+* fresh samples from the policies of the pool: the current (deployed) policy, and the base model when the current
+  policy is a later one;
+* prompted expert rewrites of the logged reply.
 
 Every candidate is scored by the composite reward (notebook 03's pointwise model, plus any user-signal auxiliary
-given a weight) and by the card's instruction checkers. The selection score is the reward, standardised over the
-whole candidate table, plus `rs_follow_weight` times the share of the card's rules the reply follows; the best
-candidate of each prompt is kept unless it follows fewer than `rs_min_following` of its rules. Because the
-prompts come from the newest traffic and most candidates from the current policy, the set stays near-policy.
+given a weight) and by the card's instruction checkers, which are verifiable rewards. The selection score is the
+reward, standardised over the whole candidate table, plus `rs_follow_weight` times the share of the card's rules
+the reply follows; the best candidate of each prompt is kept unless it follows fewer than `rs_min_following` of
+its rules. Because the prompts come from the newest traffic and most candidates from the current policy, the set
+stays near-policy. SFT then trains on the kept replies of every generation so far (`sft_accumulate`): the data,
+not the weights, carry the earlier generations forward.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .annotation import expert_rewrite_prompt
 from .errors import KitError
 from .privacy import assert_no_pii, redact
 from .seeding import sample_in_order
@@ -28,31 +30,15 @@ def pick_prompts(items: list[dict], n: int, seed: int, key: str = "rs") -> list[
     return sample_in_order(items, n, seed, "pick-prompts", key)
 
 
-def candidates(cards: dict, items: list[dict], policy, cfg, *, seed: int, base=None) -> list[list[dict]]:
-    """Per item, the candidate replies with their origin: [{"reply", "origin"}, ...]. `policy` is the current
-    policy (kit.generation.Policy), `base` the base model's Policy or None."""
-    prompts = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in items]
-    out: list[list[dict]] = [[] for _ in items]
-    for i, it in enumerate(items):
-        if it.get("reply", "").strip():
-            out[i].append({"reply": it["reply"], "origin": "logged"})
-    for t in cfg.rs_temperatures:
-        replies = policy.reply(prompts, seed_key=f"rs-{seed}-{t}", temperature=t, desc=f"candidates: policy T={t}")
-        for i, r in enumerate(replies):
-            out[i].append({"reply": r, "origin": f"policy@T{t:g}"})
-    if base is not None and cfg.rs_include_base:
-        replies = base.reply(prompts, seed_key=f"rs-base-{seed}", desc="candidates: base model")
-        for i, r in enumerate(replies):
-            out[i].append({"reply": r, "origin": "base"})
-    if cfg.rs_include_rewrite:
-        idx = [i for i, it in enumerate(items) if it.get("reply", "").strip()]
-        asks = [expert_rewrite_prompt(cards[items[i]["character_id"]], items[i]) for i in idx]
-        for i, r in zip(idx, policy.reply(asks, seed_key=f"rs-rewrite-{seed}", desc="candidates: expert rewrites")):
-            out[i].append({"reply": r, "origin": "expert-rewrite"})
-    for cands in out:   # nothing identifiable reaches training, even if a model echoes it
-        for c in cands:
-            c["reply"] = redact(c["reply"])[0].strip()
-    return out
+def from_annotation(records: list[dict]) -> tuple[list[dict], list[list[dict]]]:
+    """Annotation's training prompts with their candidates (gen_<g>/annotation/candidates) -> (items, candidate
+    lists of {"reply", "origin"}). Candidates were redacted by annotation; they are redacted again here, so nothing
+    identifiable reaches training even from a file edited by hand."""
+    items, cands = [], []
+    for rec in records:
+        items.append({k: v for k, v in rec.items() if k != "candidates"})
+        cands.append([{"reply": redact(c["reply"])[0].strip(), "origin": c["origin"]} for c in rec["candidates"]])
+    return items, cands
 
 
 def score_candidates(cards: dict, items: list[dict], cands: list[list[dict]], reward_fn) -> "pd.DataFrame":
@@ -164,6 +150,20 @@ def composite_reward_fn(cards: dict, pointwise, signals: dict | None = None, wei
         return composite_reward(base, probs, weights)
 
     return reward_fn
+
+
+def verifiable_reward_fn(cards: dict, reward_fn, *, follow_weight: float, reward_sd: float):
+    """The reward RL optimises: the composite reward in units of its spread over the rejection-sampling candidates
+    (`reward_sd`), plus `follow_weight` times the share of the card's rules the reply follows. The rules are
+    checked by code, a verifiable reward (RLVR), so the policy cannot win them by pleasing the reward model; the
+    reward model covers what no rule can check. Rejection sampling selects with the same sum."""
+    def fn(items, replies):
+        base = np.asarray(reward_fn(items, replies), dtype=float) / (reward_sd or 1.0)
+        following = np.array([cards[it["character_id"]].following_score(r, it.get("user_name"))
+                              for it, r in zip(items, replies)])
+        return base + follow_weight * following
+
+    return fn
 
 
 def report(table) -> dict:

