@@ -297,4 +297,4 @@ def load_labels(run, generation: int, name: str, *, accumulate: bool = True) -> 
     from .data import load_generations
 
     return [dict(p, annotated_in=g) for g, p in load_generations(run, generation, "annotation", name,
-                                                                  accumulate=accumulate)]
+                                                                  accumulate=accumulate, writer="notebook 02")]

@@ -26,8 +26,8 @@ PROFILES: dict[str, dict] = {
         n_raters=3, max_annotated_prompts=8, max_annotated_eval_prompts=4, candidates_per_prompt=2,
         eval_candidates_per_prompt=1, eval_fraction=0.4,
         rm_max_pairs=16, rm_max_signal_examples=8, rm_epochs=1.0, rm_lora_layers=2, rm_max_length=384,
-        rs_max_prompts=6, sft_epochs=1.0, sft_lr=2e-4, sft_batch_size=4, sft_lora_layers=4,
-        dpo_max_pairs=6, rl_steps=2, rl_prompts_per_step=1, rl_num_generations=2, policy_eval_prompts=6,
+        rs_max_prompts=6, sft_epochs=1.0, sft_max_steps=0, sft_lr=2e-4, sft_batch_size=4, sft_lora_layers=4,
+        dpo_max_pairs=6, dpo_lr=5e-5, rl_lr=1e-4, rl_steps=2, rl_prompts_per_step=1, rl_num_generations=2, policy_eval_prompts=6,
         eval_prompts=6, ab_users=400, ab_prompts_per_card=1, ab_samples_per_prompt=1, ab_days=3, ab_reply_sims=3,
     ),
     # A real demo on two CPU cores, sized for 3 generations in about half an hour. Generation is the bottleneck
@@ -37,12 +37,12 @@ PROFILES: dict[str, dict] = {
     # policy are generated once in a run. Reward models are embedding models (seconds to train and to score);
     # SFT trains LoRA on the top layers only (the backward pass stops there) on every generation's kept replies.
     "cpu": dict(
-        n_users=600, n_sessions=36, n_internal_sessions=12, max_turns=2, max_new_tokens=64, gen_batch_size=32,
-        n_raters=5, max_annotated_prompts=40, max_annotated_eval_prompts=16, candidates_per_prompt=2,
-        eval_candidates_per_prompt=2, eval_fraction=0.35,
+        n_users=600, n_sessions=30, n_internal_sessions=10, max_turns=2, max_new_tokens=56, gen_batch_size=32,
+        n_raters=5, max_annotated_prompts=32, max_annotated_eval_prompts=12, candidates_per_prompt=2,
+        eval_candidates_per_prompt=2, eval_fraction=0.3,
         rm_max_pairs=2000, rm_max_signal_examples=400, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
-        rs_max_prompts=40, sft_epochs=3.0, sft_lr=1e-3, sft_batch_size=8, sft_lora_layers=10,
-        dpo_max_pairs=16, rl_steps=12, rl_prompts_per_step=2, rl_num_generations=4, rl_lr=2e-4,
+        rs_max_prompts=32, sft_epochs=3.0, sft_max_steps=12, sft_lr=1e-3, sft_batch_size=8, sft_lora_layers=10,
+        dpo_max_pairs=8, dpo_lr=2e-4, rl_steps=12, rl_prompts_per_step=2, rl_num_generations=4, rl_lr=2e-4,
         policy_eval_prompts=24, eval_prompts=24, ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1,
         ab_days=7, ab_reply_sims=30,
     ),
@@ -54,8 +54,8 @@ PROFILES: dict[str, dict] = {
         n_raters=5, max_annotated_prompts=400, max_annotated_eval_prompts=100, candidates_per_prompt=3,
         eval_candidates_per_prompt=2, eval_fraction=0.2,
         rm_max_pairs=4000, rm_max_signal_examples=1000, rm_epochs=1.0, rm_lora_layers=0, rm_max_length=768,
-        rs_max_prompts=400, sft_epochs=2.0, sft_lr=2e-4, sft_batch_size=16, sft_lora_layers=0,
-        dpo_max_pairs=256, rl_steps=40, rl_prompts_per_step=4, rl_num_generations=8, rl_lr=1e-4,
+        rs_max_prompts=400, sft_epochs=2.0, sft_max_steps=0, sft_lr=2e-4, sft_batch_size=16, sft_lora_layers=0,
+        dpo_max_pairs=256, dpo_lr=5e-5, rl_steps=40, rl_prompts_per_step=4, rl_num_generations=8, rl_lr=1e-4,
         policy_eval_prompts=200, eval_prompts=200, ab_users=50000, ab_prompts_per_card=20, ab_samples_per_prompt=2,
         ab_days=7, ab_reply_sims=30,
     ),
@@ -103,7 +103,7 @@ RANGES: dict[str, Range] = {
                      "sft_lora_r", "dpo_max_pairs", "rl_prompts_per_step", "policy_eval_prompts", "eval_prompts",
                      "ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns",
                      "ab_bootstrap"), Range(1)),
-    **dict.fromkeys(("n_internal_sessions", "day", "rm_lora_layers", "sft_lora_layers", "rl_steps", "ab_reply_sims",
+    **dict.fromkeys(("n_internal_sessions", "day", "rm_lora_layers", "sft_lora_layers", "sft_max_steps", "rl_steps", "ab_reply_sims",
                      "max_len_diff", "max_emoji_diff", "rater_noise", "style_flag_threshold", "rs_follow_weight",
                      "rl_follow_weight", "rl_beta", "temperature", "pool_temperature"), Range(0)),
     **dict.fromkeys(("rm_epochs", "rm_lr", "rm_head_c", "sft_epochs", "sft_lr", "dpo_beta", "dpo_lr", "dpo_epochs", "rl_lr",
@@ -299,6 +299,8 @@ class PolicyConfig(_StageConfig):
     sft_include_rewrites: bool = True   # the raters' compliant rewrites from annotation join the SFT set
     sft_export_merged: bool = False     # also save base + adapter merged (a full model folder)
     sft_accumulate: bool = True         # train on the rejection-sampled sets of every generation so far
+    sft_max_steps: int = 0              # at most this many optimiser steps (0: sft_epochs decide), so an SFT set that
+                                        # grows with the generations costs the same each generation
     # DPO patch, reference = the SFT policy (a frozen copy of its adapter, not a second model)
     dpo_max_pairs: int = 48
     dpo_beta: float = 0.1

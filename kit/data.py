@@ -356,7 +356,8 @@ def load_dataset_dir(path: str | Path):
     return load_from_disk(str(path))
 
 
-def load_generations(run, generation: int, stage: str, *parts: str, accumulate: bool = True) -> list[tuple]:
+def load_generations(run, generation: int, stage: str, *parts: str, accumulate: bool = True,
+                     writer: str = "the notebook that writes it") -> list[tuple]:
     """(g, record) for every record of the dataset at <gen_g>/<stage>/<parts...> of generation `generation`, or,
     with `accumulate`, of every generation up to it that has one, oldest first (labels and SFT sets grow across
     generations). The current generation's dataset must exist."""
@@ -366,7 +367,7 @@ def load_generations(run, generation: int, stage: str, *parts: str, accumulate: 
         if path.exists():
             out += [(g, rec) for rec in load_dataset_dir(path).to_list()]
         elif g == generation:
-            raise KitError(f"{path}: not found (run the notebook that writes it for generation {g} first)")
+            raise KitError(f"{path}: not found (run {writer} for generation {g} first)")
     return out
 
 

@@ -2,8 +2,8 @@
 
 Pairs come from two places:
 
-* annotation: the raters' compliant rewrites against the reply that broke the card (steerability), and ranked
-  pairs the panel agreed on (consensus);
+* annotation: the raters' compliant rewrites against the reply that broke the card (steerability), and, where
+  the patch has room left, ranked pairs the panel agreed on (consensus);
 * rejection sampling: the kept candidate against a candidate of the same prompt with a safety or style problem
   (a refusal of a harmless request, preaching, breaking character, a wall of text); and, with the cards, the
   raters' rule edit of a kept reply that broke its card against the reply as the model wrote it: a pair that
@@ -59,7 +59,12 @@ def patch_pairs(annotation_pairs: list[dict], rs_items: list[dict], rs_table, *,
                 fixed = cards[it["character_id"]].enforce(best.reply, it.get("user_name"))
                 if fixed.strip() and fixed.strip() != best.reply.strip():
                     pairs.append(_pair(it, fixed, best.reply, "rs:rule-fix"))
-    return sample_in_order(pairs, max_pairs, seed, "dpo-pairs")
+    # a patch for safety, style and the card's rules first; engagement pairs the panel agreed on fill what is left
+    urgent = [p for p in pairs if p["why"] != "annotation" and not p["why"].startswith("logged-vs")
+              and "-vs-" not in p["why"]]
+    rest = [p for p in pairs if p not in urgent]
+    taken = sample_in_order(urgent, max_pairs, seed, "dpo-pairs")
+    return taken + sample_in_order(rest, max_pairs - len(taken), seed, "dpo-pairs-fill")
 
 
 def _pair(item: dict, chosen: str, rejected: str, why: str) -> dict:

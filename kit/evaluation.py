@@ -205,39 +205,71 @@ def win_rates(items: list[dict], candidate_reward, deployed_reward, judge_prob=N
 
 
 # ---------------------------------------------------------------------------------------------- the gate
+def _wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    from .rewards import wilson_ci
+
+    lo, hi = wilson_ci(rate * n, n, z) if n else (float("nan"), float("nan"))
+    return lo, hi
+
+
+def rate_difference(p1: float, n1: int, p2: float, n2: int) -> tuple[float, float, float]:
+    """p1 - p2 with Newcombe's 95 % interval (from the two Wilson intervals): (difference, low, high)."""
+    l1, u1 = _wilson(p1, n1)
+    l2, u2 = _wilson(p2, n2)
+    d = p1 - p2
+    return d, d - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5, d + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5
+
+
 def gate(candidate: dict, deployed: dict, wins: dict, *, max_win_rate: float = 0.65, min_win_rate: float = 0.5,
          max_divergence: float = 0.15, following_tolerance: float = 0.02, violation_tolerance: float = 0.03) -> dict:
-    """The deployment gate, with the paper's overfit guard. Blocks promotion when:
+    """The deployment gate, with the paper's overfit guard, read with the uncertainty of the prompts it has.
 
-    * the pointwise win rate on user traffic is above `max_win_rate` (a proxy won too easily: overfitting to the
-      reward model), or below `min_win_rate` (the candidate is not better by its own reward);
-    * user and internal win rates diverge by more than `max_divergence` (the gain does not generalise);
+    The paper's rules (keep the reward-model win rate under 65 %; treat a large user/internal divergence as a red
+    flag) were set on thousands of prompts. On a few dozen, a win rate of 12 prompts carries a 95 % interval about
+    50 points wide, and two such rates differ by 15 points one time in two by chance alone: a gate reading point
+    estimates would block good candidates at random. So it blocks when:
+
+    * the user win rate is above `max_win_rate` even at the lower end of its 95 % Wilson interval (a proxy won too
+      easily: overfitting to the reward model), or below `min_win_rate` even at its upper end (the candidate is not
+      better by its own reward);
+    * user and internal win rates diverge by more than `max_divergence` and the divergence is significant (its
+      95 % Newcombe interval excludes 0: the gain does not generalise);
     * instruction following falls, or the violation rate rises, beyond the tolerances.
 
-    Returns {"promote": bool, "reasons": [...]}; every check adds a reason, passed or not."""
+    A point estimate outside the window that its interval does not confirm is reported as a warning. With many
+    prompts the intervals are narrow and the rules are the paper's. Returns {"promote": bool, "reasons": [...]};
+    every check adds a reason, passed or not."""
     reasons, ok = [], True
     pw = wins.get("pointwise", {})
     user, internal = pw.get("user"), pw.get("internal")
-    rate = user if user is not None else pw.get("all")
+    rate, n = (user, pw.get("n_user", 0)) if user is not None else (pw.get("all"), pw.get("n_all", 0))
     if rate is None:
         ok = False
         reasons.append("BLOCK: no win rate")
-    elif rate > max_win_rate:
-        ok = False
-        reasons.append(f"BLOCK: win rate {rate:.0%} > {max_win_rate:.0%}: overfitting to the reward model suspected")
-    elif rate < min_win_rate:
-        ok = False
-        reasons.append(f"BLOCK: win rate {rate:.0%} < {min_win_rate:.0%}: not better by its own reward")
     else:
-        reasons.append(f"pass: win rate {rate:.0%} within [{min_win_rate:.0%}, {max_win_rate:.0%}]")
-    if user is not None and internal is not None:
-        gap = abs(user - internal)
-        if gap > max_divergence:
+        lo, hi = _wilson(rate, n)
+        shown = f"win rate {rate:.0%} [{lo:.0%}, {hi:.0%}] (n={n})"
+        if lo > max_win_rate:
             ok = False
-            reasons.append(f"BLOCK: user {user:.1%} vs internal {internal:.1%} win rates diverge by {gap:.1%} "
-                           f"> {max_divergence:.0%}")
+            reasons.append(f"BLOCK: {shown} > {max_win_rate:.0%}: overfitting to the reward model suspected")
+        elif hi < min_win_rate:
+            ok = False
+            reasons.append(f"BLOCK: {shown} < {min_win_rate:.0%}: not better by its own reward")
+        elif not min_win_rate <= rate <= max_win_rate:
+            reasons.append(f"warn: {shown} is outside [{min_win_rate:.0%}, {max_win_rate:.0%}], but not beyond its "
+                           f"95 % interval: too few prompts to tell")
         else:
-            reasons.append(f"pass: user {user:.1%} vs internal {internal:.1%} (gap {gap:.1%})")
+            reasons.append(f"pass: {shown} within [{min_win_rate:.0%}, {max_win_rate:.0%}]")
+    if user is not None and internal is not None:
+        gap, lo, hi = rate_difference(user, pw.get("n_user", 0), internal, pw.get("n_internal", 0))
+        shown = f"user {user:.1%} vs internal {internal:.1%}: gap {gap:+.1%} [{lo:+.1%}, {hi:+.1%}]"
+        if abs(gap) > max_divergence and (lo > 0 or hi < 0):
+            ok = False
+            reasons.append(f"BLOCK: {shown}, beyond {max_divergence:.0%} and significant: the gain does not generalise")
+        elif abs(gap) > max_divergence:
+            reasons.append(f"warn: {shown}, beyond {max_divergence:.0%} but within chance at these prompt counts")
+        else:
+            reasons.append(f"pass: {shown}")
     elif user is not None or internal is not None:
         missing = "internal" if internal is None else "user"
         reasons.append(f"not checked: no {missing} prompts among the held-out ones, so the user/internal divergence "

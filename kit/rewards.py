@@ -601,6 +601,31 @@ def label_ceiling(world, train_pairs: list[dict], splits: dict[str, list[dict]],
     return out
 
 
+def ngram_baseline(train_pairs: list[dict], splits: dict[str, list[dict]], *, c: float = 1.0) -> dict:
+    """The bar any reward model must clear: a logistic regression on the character n-gram TF-IDF of the two replies
+    (chosen minus rejected, both orders, no intercept), fitted to the training labels and scored on each split of
+    `splits` (name -> pairs). It reads the replies' surface and nothing else. Returns name -> result."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    out = {name: {"train_pairs": len(train_pairs), "eval_pairs": len(pairs), "accuracy": None, "ci95": None}
+           for name, pairs in splits.items()}
+    if len(train_pairs) < 2:
+        return out
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
+    try:
+        vec.fit([_reply(p, k) for p in train_pairs for k in ("chosen", "rejected")])
+    except ValueError:   # too few texts for min_df
+        return out
+    diff = lambda ps: (vec.transform([_reply(p, "chosen") for p in ps])  # noqa: E731
+                       - vec.transform([_reply(p, "rejected") for p in ps])).toarray()
+    model = fit_difference_regression(diff(train_pairs), np.ones(len(vec.vocabulary_)), c=c)
+    for name, pairs in splits.items():
+        if pairs:
+            wins = int(np.sum(model.decision_function(diff(pairs)) > 0))
+            out[name].update(accuracy=wins / len(pairs), ci95=wilson_ci(wins, len(pairs)))
+    return out
+
+
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 5) -> dict:
     """Reliability table (equal-count bins), Brier score and expected calibration error."""
     probs, labels = np.asarray(probs, float), np.asarray(labels, float)

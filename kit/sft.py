@@ -38,8 +38,18 @@ def make_trainer(model, tokenizer, rows: list[dict], cfg, seed: int, out: str):
 
     args = SFTConfig(max_length=cfg.sft_max_length, completion_only_loss=True, packing=False,
                      eos_token=tokenizer.eos_token,
-                     **base_args(out, seed, batch_size=cfg.sft_batch_size, epochs=cfg.sft_epochs, lr=cfg.sft_lr))
+                     **base_args(out, seed, batch_size=cfg.sft_batch_size, epochs=cfg.sft_epochs, lr=cfg.sft_lr,
+                                 max_steps=_steps(len(rows), cfg)))
     return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+
+
+def _steps(n_rows: int, cfg) -> int | None:
+    """max_steps for the trainer: sft_epochs over the set, capped at sft_max_steps (None: no cap applies)."""
+    import math
+
+    if not cfg.sft_max_steps:
+        return None
+    return min(cfg.sft_max_steps, max(1, math.ceil(cfg.sft_epochs * math.ceil(n_rows / cfg.sft_batch_size))))
 
 
 def fits(tokenizer, rows: list[dict], max_length: int) -> tuple[list[dict], int]:
@@ -85,8 +95,10 @@ def train_sft(model_name: str, records: list[dict], cards: dict, out_dir, cfg, s
     backend = choose_backend(quiet=True)
     meta = {"stage": "sft", "base_model": model_name, "backend": backend.name, "examples": len(rows), "seed": seed}
     save_adapter(trainer.model, out_dir, meta)
-    epochs = cfg.sft_epochs
-    return {"examples": len(rows), "dropped_too_long": too_long, "loss": losses(trainer),
+    steps = trainer.state.global_step
+    epochs = steps * cfg.sft_batch_size / len(rows)
+    return {"examples": len(rows), "dropped_too_long": too_long, "loss": losses(trainer), "steps": steps,
+            "epochs": round(epochs, 2),
             "tokens_per_epoch": tokens, "loss_tokens_per_epoch": target, "seconds": seconds,
             "tokens_per_second": tokens * epochs / seconds if seconds else None, "backend": backend.name}
 

@@ -61,3 +61,36 @@ def test_labels_accumulate_across_generations(tmp_path):
     assert [p["text"] for p in annotation.load_labels(run, 1, "train_pairs", accumulate=False)] == ["c"]
     with pytest.raises(KitError, match="notebook 02 for generation 2"):
         annotation.load_labels(run, 2, "train_pairs")
+
+
+def test_every_pair_of_a_prompts_candidates_is_ranked(world):
+    """K candidates (the logged reply and K-1 more) give K(K-1)/2 ranked pairs; the candidates come back, redacted,
+    logged reply first, for rejection sampling."""
+    item = dict(ITEM, reply="rest now, sam. the night is long and soft.")
+    cands = [{"reply": "close your eyes and count slow breaths, sam.", "origin": "policy:deployed"},
+             {"reply": "maybe a warm drink first, sam? call +1 (415) 555-2671.", "origin": "policy:base"},
+             {"reply": "rest now, sam. the night is long and soft.", "origin": "expert-rewrite"}]   # a repeat
+    out = annotation.annotate_pairs(world, [item], [cands], n_raters=5, seed=0, key="k", steerability=False)
+    kept = out["candidates"][0]["candidates"]
+    assert [c["origin"] for c in kept] == ["logged", "policy:deployed", "policy:base"]   # the repeat is dropped
+    assert "[PHONE]" in kept[2]["reply"]
+    assert out["report"]["pairs_considered"] == 3 and len(out["pairs"]) == 3
+    assert {p["origin"] for p in out["pairs"]} == {"logged-vs-policy:deployed", "logged-vs-policy:base",
+                                                    "policy:deployed-vs-policy:base"}
+    assert len(out["ratings"]) == 3
+
+
+def test_candidate_pool_fills_every_slot(world):
+    class Echo:
+        def __init__(self, tag):
+            self.tag = tag
+
+        def reply(self, prompts, **kw):
+            return [f"{self.tag} {kw.get('seed_key')} {len(p)}" for p in prompts]
+
+    items = [dict(ITEM, reply="hello", conversation_id=f"c{i}") for i in range(6)]
+    out = annotation.candidate_pool(world, items, {"deployed": Echo("d"), "base": Echo("b")}, seed=0,
+                                    rewrite_share=1 / 3, per_prompt=3)
+    assert all(len(c) == 3 and all(x["reply"] for x in c) for c in out)
+    assert all(sum(x["origin"] == "expert-rewrite" for x in c) == 1 for c in out)   # a third of 3 slots: one
+    assert {x["origin"] for c in out for x in c} == {"expert-rewrite", "policy:deployed", "policy:base"}

@@ -22,9 +22,25 @@ def test_patch_pairs_take_rewrites_consensus_and_rs_problems():
                                     "Let's find another adventure!", "I'm sorry, but I can't help with that."]})
     pairs = dpo.patch_pairs(ann, items, table, consensus_agreement=0.8, max_pairs=10, seed=0)
     whys = [p["why"] for p in pairs]
-    # the low-agreement pair is left out; refusing the unsafe request (item 1) is not a problem to patch
-    assert whys == ["steerability-rewrite", "logged-vs-x", "rs:refusal"]
-    assert len(dpo.patch_pairs(ann, items, table, consensus_agreement=0.8, max_pairs=2, seed=0)) == 2
+    # the low-agreement pair is left out; refusing the unsafe request (item 1) is not a problem to patch; the
+    # patch's own pairs come first, engagement pairs the panel agreed on fill what room is left
+    assert whys == ["steerability-rewrite", "rs:refusal", "logged-vs-x"]
+    short = dpo.patch_pairs(ann, items, table, consensus_agreement=0.8, max_pairs=2, seed=0)
+    assert [p["why"] for p in short] == ["steerability-rewrite", "rs:refusal"]
+
+
+def test_patch_pairs_teach_the_raters_rule_edit(world):
+    card = world.cards["aria"]
+    slip = "Thanks for coming tonight! I loved singing for you."
+    items = [{"history": [{"role": "user", "content": "great show!"}], "character_id": "aria", "unsafe": False,
+              "user_name": "Sam"}]
+    table = pd.DataFrame({"item": [0], "selected": [True], "reply": [slip],
+                          "following": [card.following_score(slip, "Sam")]})
+    assert table["following"][0] < 1
+    pairs = dpo.patch_pairs([], items, table, consensus_agreement=0.8, max_pairs=4, seed=0, cards=world.cards)
+    assert [p["why"] for p in pairs] == ["rs:rule-fix"]
+    assert pairs[0]["rejected"][0]["content"] == slip
+    assert card.violations(pairs[0]["chosen"][0]["content"], "Sam") == []
 
 
 @pytest.mark.slow

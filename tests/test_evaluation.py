@@ -75,14 +75,36 @@ def test_weights_fingerprint_follows_the_adapter_bytes(tmp_path):
 
 def test_gate_blocks_overfit_divergence_and_regressions_and_says_why():
     steer = {"instruction_following_rate": 0.6, "violation_rate": 0.5}
-    wins = lambda user, internal: {"pointwise": {"user": user, "internal": internal}}  # noqa: E731
+
+    def wins(user, internal, n=400):
+        return {"pointwise": {"user": user, "internal": internal, "n_user": n, "n_internal": n}}
+
     ok = evaluation.gate(steer, steer, wins(0.58, 0.55))
     assert ok["promote"] and all(r.startswith("pass") for r in ok["reasons"])
     overfit = evaluation.gate(steer, steer, wins(0.73, 0.70))
     assert not overfit["promote"] and any("overfitting" in r for r in overfit["reasons"])
     apart = evaluation.gate(steer, steer, wins(0.60, 0.446))
-    assert not apart["promote"] and any("diverge by 15.4%" in r for r in apart["reasons"])
+    assert not apart["promote"] and any("gap +15.4%" in r and r.startswith("BLOCK") for r in apart["reasons"])
     worse = evaluation.gate({"instruction_following_rate": 0.5, "violation_rate": 0.6}, steer, wins(0.58, 0.55))
     assert not worse["promote"] and sum(r.startswith("BLOCK") for r in worse["reasons"]) == 2
-    alone = evaluation.gate(steer, steer, wins(0.58, None))
+    alone = evaluation.gate(steer, steer, {"pointwise": {"user": 0.58, "internal": None, "n_user": 400}})
     assert alone["promote"] and any(r.startswith("not checked: no internal prompts") for r in alone["reasons"])
+
+
+def test_gate_reads_a_few_prompts_with_their_uncertainty():
+    """12 prompts a source: 7/12 against 3/12 (a 33-point gap) is within chance and only warns; 11/12 against 5/12
+    is significant and blocks; 12/12 is above 65 % even at its interval's lower end."""
+    steer = {"instruction_following_rate": 0.6, "violation_rate": 0.5}
+
+    def wins(user, internal):
+        return {"pointwise": {"user": user / 12, "internal": internal / 12, "n_user": 12, "n_internal": 12}}
+
+    noisy = evaluation.gate(steer, steer, wins(7, 3))
+    assert noisy["promote"] and any(r.startswith("warn:") and "within chance" in r for r in noisy["reasons"])
+    apart = evaluation.gate(steer, steer, wins(11, 5))
+    assert not apart["promote"] and any(r.startswith("BLOCK") and "significant" in r for r in apart["reasons"])
+    assert any(r.startswith("warn:") and "win rate 92%" in r for r in apart["reasons"])
+    sweep = evaluation.gate(steer, steer, wins(12, 12))
+    assert not sweep["promote"] and any("overfitting" in r for r in sweep["reasons"])
+    d, lo, hi = evaluation.rate_difference(0.7, 1000, 0.5, 1000)
+    assert d == pytest.approx(0.2) and 0.15 < lo < d < hi < 0.25

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,20 +63,39 @@ def test_pick_prompts_is_seeded_and_ordered():
     assert len(rejection.pick_prompts(items, 99, 0)) == 50
 
 
-@pytest.mark.slow
-def test_candidates_come_from_every_origin(world, base_policy):
-    from kit.config import PolicyConfig, stage_config
-    from kit.data import load_conversations
-    from kit.paths import samples_dir
-    from kit.world.traffic import turns
+def test_candidates_come_from_annotation_redacted(world):
+    """Rejection sampling chooses among the candidates annotation generated and kept (logged reply first), and
+    redacts them again: a candidate list edited by hand cannot carry personal data into the SFT set."""
+    from kit import annotation
 
-    items = turns(load_conversations(samples_dir() / "conversations.jsonl"))[:3]
-    cfg = stage_config(PolicyConfig, "tiny")
-    cands = rejection.candidates(world.cards, items, base_policy, cfg, seed=0, base=base_policy)
-    origins = {c["origin"] for c in cands[0]}
-    assert origins == {"logged", "policy@T0.7", "policy@T1", "base", "expert-rewrite"}
-    table = rejection.score_candidates(world.cards, items, cands, lambda its, reps: [float(len(r)) for r in reps])
-    assert set(table["item"]) == {0, 1, 2} and table["following"].between(0, 1).all()
+    item = {"character_id": "zen_kai", "source": "user", "user_name": "Sam", "user_id": "u-001",
+            "conversation_id": "c1", "turn": 0, "prompt_id": "p1", "history": [{"role": "user", "content": "hi"}],
+            "user_message": "hi", "reply": "hello there, rest well."}
+    cands = [{"reply": "breathe in, breathe out, sam.", "origin": "policy:deployed"},
+             {"reply": "let the day go, sam.", "origin": "expert-rewrite"}]
+    out = annotation.annotate_pairs(world, [item], [cands], n_raters=3, seed=0, key="k", steerability=False)
+    assert out["report"]["pairs_considered"] == 3          # every pair among 3 candidates
+    kept = out["candidates"]
+    assert [c["origin"] for c in kept[0]["candidates"]] == ["logged", "policy:deployed", "expert-rewrite"]
+    kept[0]["candidates"][1]["reply"] = "write me at sam@example.com"
+    items, lists = rejection.from_annotation(kept)
+    assert items[0]["history"] == item["history"] and "candidates" not in items[0]
+    assert "[EMAIL]" in lists[0][1]["reply"]
+    table = rejection.score_candidates(world.cards, items, lists, lambda its, reps: [float(len(r)) for r in reps])
+    assert list(table["origin"]) == ["logged", "policy:deployed", "expert-rewrite"]
+    assert table["following"].between(0, 1).all()
+
+
+def test_verifiable_reward_adds_the_cards_rules(world):
+    card = world.cards["zen_kai"]
+    items = [{"character_id": "zen_kai", "user_name": "Sam", "history": []}] * 2
+    replies = ["rest now.", "REST NOW 😊"]                  # the second breaks lowercase and no-emoji
+    fn = rejection.verifiable_reward_fn(world.cards, lambda its, reps: np.array([2.0, 2.0]), follow_weight=1.0,
+                                        reward_sd=2.0)
+    out = fn(items, replies)
+    assert out[0] == pytest.approx(1.0 + card.following_score(replies[0], "Sam"))
+    assert out[0] - out[1] == pytest.approx(card.following_score(replies[0], "Sam")
+                                            - card.following_score(replies[1], "Sam")) and out[0] > out[1]
 
 
 def test_sft_records_rater_fix_repairs_kept_slips_only(world):

@@ -21,45 +21,46 @@ def test_composite_reward_and_calibration_math():
     assert lo < 0.8 < hi and hi - lo < 0.2
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, world):
-    """Tiny pointwise and pairwise models trained on the sample preferences (a few real TRL/Trainer steps)."""
-    out = tmp_path_factory.mktemp("rm")
+BACKBONES = {"embedding": dict(files={"head.safetensors", rewards.META}),
+             "policy": dict(files={"adapter_model.safetensors", "adapter_config.json", rewards.META})}
+
+
+@pytest.fixture(scope="module", params=[pytest.param("embedding"), pytest.param("policy", marks=pytest.mark.slow)])
+def trained(request, tmp_path_factory, world):
+    """Tiny pointwise and pairwise models trained on the sample preferences: an embedding model (MiniLM + a fitted
+    head, the default) and a LoRA classifier on the policy's backbone (a few real TRL/Trainer steps)."""
+    out = tmp_path_factory.mktemp(f"rm-{request.param}")
     pairs = load_preferences(samples_dir() / "preferences.jsonl")[:8]
-    cfg = stage_config(RewardModelConfig, "tiny")
+    cfg = stage_config(RewardModelConfig, "tiny", rm_backbone=None if request.param == "embedding" else "policy")
     log_p = rewards.train_pointwise("smollm2-135m-instruct", pairs, world.cards, out / "pointwise", cfg, 0)
     log_j = rewards.train_pairwise("smollm2-135m-instruct", pairs[:4], world.cards, out / "pairwise", cfg, 0)
-    return out, pairs, log_p, log_j
+    return request.param, out, pairs, log_p, log_j
 
 
-@pytest.mark.slow
 def test_reward_models_save_safetensors_and_load_back(trained, world):
-    out, pairs, log_p, log_j = trained
+    backbone, out, pairs, log_p, log_j = trained
     assert log_p["loss"] and log_j["loss"]
     for kind in ("pointwise", "pairwise"):
         files = {p.name for p in (out / kind).iterdir()}
-        assert {"adapter_model.safetensors", "adapter_config.json", rewards.META} <= files
+        assert BACKBONES[backbone]["files"] <= files
         assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files), "no pickled weights"
     scorer = rewards.Scorer(out / "pointwise")
     acc = rewards.pointwise_accuracy(scorer, pairs, world.cards, progress=False)
     assert acc["n"] == len(pairs) and 0 <= acc["accuracy"] <= 1
-    again = rewards.Scorer(out / "pointwise").score_replies(
-        world.cards, [{"character_id": p["character_id"], "history": p["prompt"]} for p in pairs],
-        [p["chosen"][0]["content"] for p in pairs], progress=False)
+    items = [{"character_id": p["character_id"], "history": p["prompt"]} for p in pairs]
+    replies = [p["chosen"][0]["content"] for p in pairs]
+    again = rewards.Scorer(out / "pointwise").score_replies(world.cards, items, replies, progress=False)
     assert np.allclose(again, rewards.Scorer(out / "pointwise").score_replies(
-        world.cards, [{"character_id": p["character_id"], "history": p["prompt"]} for p in pairs],
-        [p["chosen"][0]["content"] for p in pairs], progress=False, batch_size=3), atol=1e-4), \
-        "scores do not depend on batching"
+        world.cards, items, replies, progress=False, batch_size=3), atol=1e-4), "scores do not depend on batching"
 
 
-# The kit's pairwise answer asks the judge in both orders; stated rate of answers that flip when the two replies
-# swap places: 0 %. The raw one-order consistency of the network is measured and reported, not asserted.
+# The kit's pairwise answer cannot depend on the order of the replies: the LoRA judge is asked in both orders and
+# an embedding judge is antisymmetric by construction. Stated rate of answers that flip when the replies swap: 0 %.
 STATED_FLIP_RATE = 0.0
 
 
-@pytest.mark.slow
 def test_pairwise_answer_does_not_flip_when_replies_swap(trained, world):
-    out, pairs, _, _ = trained
+    _, out, pairs, _, _ = trained
     judge = rewards.Scorer(out / "pairwise")
     items = [{"character_id": p["character_id"], "history": p["prompt"], "user_name": p.get("user_name")} for p in pairs]
     a, b = [p["chosen"][0]["content"] for p in pairs], [p["rejected"][0]["content"] for p in pairs]
@@ -69,6 +70,39 @@ def test_pairwise_answer_does_not_flip_when_replies_swap(trained, world):
     assert flips <= STATED_FLIP_RATE
     assert np.allclose(p_ab + p_ba, 1.0)
     assert 0.0 <= consistency <= 1.0
+
+
+def test_embedding_reward_model_learns_the_raters_signal(world):
+    """On the 150 rater-labelled sample pairs, 3-fold cross-validation by conversation: the embedding model ranks
+    held-out consensus pairs well above chance and above the character n-gram baseline, and its score rises with
+    the hidden utility (Spearman) on the held-out replies."""
+    from scipy.stats import spearmanr
+
+    from kit.annotation import consensus_split
+
+    pairs = load_preferences(samples_dir() / "preferences.jsonl")
+    folds = [pairs[k::3] for k in range(3)]
+    wins = base_wins = n = 0
+    rhos = []
+    cfg = stage_config(RewardModelConfig, "tiny")
+    for k in range(3):
+        train = [p for j, f in enumerate(folds) if j != k for p in f]
+        held = consensus_split(folds[k], 0.8)
+        head = rewards.EmbeddingHead.fit_pointwise(cfg.rm_backbone, rewards._pair_items(train),
+                                                   [p["chosen"][0]["content"] for p in train],
+                                                   [p["rejected"][0]["content"] for p in train], c=cfg.rm_head_c)
+        items = rewards._pair_items(held)
+        chosen = head.score_replies(world.cards, items, [p["chosen"][0]["content"] for p in held])
+        rejected = head.score_replies(world.cards, items, [p["rejected"][0]["content"] for p in held])
+        wins += int(np.sum(chosen > rejected))
+        n += len(held)
+        base_wins += rewards.ngram_baseline(train, {"h": held})["h"]["accuracy"] * len(held)
+        measured = world.measure([dict(it, reply=p[key][0]["content"]) for key in ("chosen", "rejected")
+                                  for it, p in zip(items, held)])
+        rhos.append(spearmanr(np.r_[chosen, rejected], world.mean_user_utility(measured))[0])
+    assert n >= 60
+    assert wins / n >= 0.7 and wins > base_wins
+    assert min(rhos) > 0.3
 
 
 def test_scorer_refuses_a_folder_that_is_not_a_reward_model(tmp_path):
@@ -110,30 +144,3 @@ def test_label_ceiling_learns_what_the_labels_reward(world):
     flipped = rewards.label_ceiling(world, _rule_pairs(world, follow_chosen=False)[::2], {"held": held})["held"]
     assert flipped["accuracy"] <= 0.2, "labels that reward breaking the rules teach the opposite"
     assert rewards.label_ceiling(world, [], {"held": held})["held"]["accuracy"] is None
-
-
-def test_generalisation_bench_probe_tells_learning_from_memorising():
-    """bench/reward_generalisation.py's frozen probe: labels that follow one feature direction are learned and
-    carry to held-out pairs; random labels are memorised (high training accuracy) and stay near chance held out."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_rg", Path(__file__).parents[1] / "bench" / "reward_generalisation.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    r = np.random.default_rng(0)
-    direction = r.normal(size=64)
-
-    def pairs(n, learnable):
-        x = r.normal(size=(n, 64))
-        if learnable:   # chosen minus rejected points along the direction the labels reward
-            x *= np.sign(x @ direction)[:, None]
-        return x
-
-    learned = bench.probe(pairs(200, True), {"consensus": pairs(200, True)})
-    assert max(row["accuracy"]["consensus"] for row in learned) > 0.85
-    memorised = bench.probe(pairs(40, False), {"consensus": pairs(400, False)})
-    best = max(memorised, key=lambda row: row["accuracy"]["train"])
-    assert best["accuracy"]["train"] > 0.9
-    assert all(abs(row["accuracy"]["consensus"] - 0.5) < 0.12 for row in memorised)
