@@ -39,6 +39,14 @@ def main(argv=None) -> int:
     sub.add_parser("check-env", help="print OK/FAIL for every package and embedded model the kit needs",
                    allow_abbrev=False)
 
+    rep = sub.add_parser("report", help="write RUN_DIR/report.md (figures beside it) from a run's metrics files",
+                         allow_abbrev=False)
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rep.add_argument("--compare", default=None, metavar="OUT.md",
+                     help="also write the runs' headline figures side by side (e.g. seeds 0, 1, 2) to OUT.md")
+    rep.add_argument("--publish", default=None, metavar="DEST",
+                     help="copy each run's metrics.json files, manifest and report to DEST/<run name>/")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "flywheel":
@@ -70,6 +78,19 @@ def main(argv=None) -> int:
                 read_notebook(path)
             for path in paths:
                 print(f"{'cleaned' if strip_outputs(path) else 'clean  '} {path}")
+        elif args.command == "report":
+            from pathlib import Path
+
+            from .paths import write_text
+            from .report import compare_markdown, publish, write_report
+
+            for run_dir in args.run_dirs:
+                print("wrote", write_report(run_dir))
+                if args.publish:
+                    print(f"copied {len(publish(run_dir, Path(args.publish) / Path(run_dir).name))} files to "
+                          f"{Path(args.publish) / Path(run_dir).name}")
+            if args.compare:
+                print("wrote", write_text(args.compare, compare_markdown(args.run_dirs)))
         elif args.command == "check-env":
             from .envcheck import check_env
 

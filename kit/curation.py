@@ -280,6 +280,19 @@ def save_traffic(run, generation: int, records: list[dict], **meta) -> dict:
 
 
 
+def evaluation_prompts(records: list[dict], cards: dict, eval_fraction: float) -> list[dict]:
+    """Only the held-out side of some traffic, through the same privacy stage: prompts for the evaluation set
+    (the world tour's day of base-model traffic adds them to generation 0's). An opening on the training side is
+    dropped, so these never meet a training prompt."""
+    from .privacy import assert_no_pii, filter_conversations
+
+    clean, _ = filter_conversations(records)
+    _, eval_recs = split_eval(clean, eval_fraction)
+    items = prompt_items(eval_recs, cards)
+    assert_no_pii(items, "evaluation prompts")
+    return items
+
+
 def curate(records: list[dict], cards: dict, embedder, cfg, seed: int) -> dict:
     """Privacy and safety, held-out split, diversity, constraints. Returns every intermediate the notebook shows:
     {"privacy", "train", "eval", "diverse", "items_all", "emb", "kept_div", "kept_con", "diversity", "table",

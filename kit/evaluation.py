@@ -48,16 +48,29 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int, n_boot: int = 2000
 
 def held_out_items(run, generation: int) -> list[dict]:
     """The evaluation prompts every generation's held-out checks draw from: the held-out split of the earliest
-    generation curated so far, so that every generation is measured on the same prompts (like a benchmark) and a
-    policy's replies to them are generated once (Run.reply_cache). Never trained on: the split hashes the
+    generation curated so far, plus the held-out side of the world tour's traffic (notebook 01, the base model's
+    day before the flywheel starts), so that every generation is measured on the same prompts (like a benchmark)
+    and a policy's replies to them are generated once (Run.reply_cache). Never trained on: the split hashes the
     conversation's opening, so no opening is on both sides in any generation."""
+    from .curation import prompt_key
     from .data import load_dataset_dir
 
     for g in range(generation + 1):
         path = run.stage(g, "curation", "eval_prompts", create=False)
         if path.exists():
-            return load_dataset_dir(path).to_list()
-    raise KitError(f"{run.root}: no generation up to {generation} has curated evaluation prompts (run notebook 02)")
+            items = load_dataset_dir(path).to_list()
+            break
+    else:
+        raise KitError(f"{run.root}: no generation up to {generation} has curated evaluation prompts "
+                       f"(run notebook 02)")
+    tour = run.stage(0, "world", "eval_prompts", create=False)
+    if tour.exists():
+        seen = {prompt_key(it) for it in items}
+        for it in load_dataset_dir(tour).to_list():
+            if prompt_key(it) not in seen:
+                seen.add(prompt_key(it))
+                items.append(it)
+    return items
 
 
 def held_out(eval_items: list[dict], n: int, seed: int) -> list[dict]:

@@ -138,6 +138,9 @@ def run_flywheel(run_dir: str, *, profile: str = "auto", generations: int = 3, s
         if notebook_path(name).exists():
             _run_once(run, max(generations - 1, 0), name, base, scenario, progress, timings, key=f"{name}:final")
     run.update_manifest(finished=True, last_promoted=last)
+    from .report import write_report
+
+    print(f"flywheel: report at {write_report(run.root)}")
     print(f"flywheel: results under {run.root} (manifest.json, gen_*/<stage>/metrics.json, gen_*/notebooks/)")
     return run
 

@@ -1,0 +1,341 @@
+"""The run's report: every figure a learner or a reader should trust, read from the run's own files.
+
+`python -m kit report RUN_DIR` (and the flywheel, at its end) writes `RUN_DIR/report.md` with its figures as PNG files
+beside it: the stage table with wall times, per generation the reward models against their label ceiling and the
+n-gram bar, what SFT and RL did to instruction following and to the hidden utility, the gate and the A/B test with
+their intervals, the candidate against the base model, style metrics, the cumulative A/B test, and the packages and
+commit the run used. Nothing in it is typed by hand: each number is a field of a `metrics.json` or of
+`manifest.json`. `python -m kit report A B C --compare OUT.md` sets several runs (seeds) side by side.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+from .errors import KitError
+from .paths import Run, write_text
+
+
+def _get(d, *keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _pct(x, digits: int = 1) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f} %"
+
+
+def _ci(ci, scale: float = 100.0, unit: str = "", sign: bool = False) -> str:
+    if not ci or any(v is None for v in ci):
+        return ""
+    fmt = "{:+.1f}" if sign else "{:.1f}"
+    return f"[{fmt.format(scale * ci[0])}, {fmt.format(scale * ci[1])}]{unit}"
+
+
+def _diff(d: dict | None, scale: float = 1.0, unit: str = "", digits: int = 3) -> str:
+    if not d or d.get("diff") is None:
+        return ""
+    f = f"{{:+.{digits}f}}"
+    return (f"{f.format(scale * d['diff'])}{unit} [{f.format(scale * d['ci95'][0])}, "
+            f"{f.format(scale * d['ci95'][1])}]")
+
+
+# ---------------------------------------------------------------------------------------------- the figures
+def generation_summary(run: Run, g: int) -> dict:
+    """What one generation measured, from its metrics files (missing stages give None)."""
+    read = lambda stage, sub=None: run.read_metrics(g, stage, sub) if run.has_metrics(g, stage, sub) else {}  # noqa
+    rm, sft, rl, ev, ab = read("rewards"), read("policy", "sft"), read("policy", "rl"), read("eval"), read("ab")
+    status = run.generation_status(g)
+    return {
+        "generation": g,
+        "rm_train_pairs": _get(rm, "training", "pointwise", "train_pairs"),
+        "rm_consensus": _get(rm, "accuracy", "pointwise", "consensus"),
+        "rm_single": _get(rm, "accuracy", "pointwise", "single rater"),
+        "rm_spearman": rm.get("utility_spearman"), "rm_spearman_p": rm.get("utility_spearman_p"),
+        "ceiling_consensus": _get(rm, "label_ceiling", "consensus", "accuracy"),
+        "ngram_consensus": _get(rm, "ngram_baseline", "consensus", "accuracy"),
+        "sft_vs_base": _get(sft, "held_out", "sft", "vs_base"),
+        "sft_steps": _get(sft, "training", "steps"), "sft_examples": _get(sft, "training", "examples"),
+        "rl_vs_start": _get(rl, "held_out", "rl", "vs_start"),
+        "rl_start": {k: _get(rl, "held_out", "start", k) for k in ("hidden_utility", "mean_words", "mean_reward")},
+        "rl_end": {k: _get(rl, "held_out", "rl", k) for k in ("hidden_utility", "mean_words", "mean_reward")},
+        "win_rate": _get(ev, "win_rate", "pointwise"),
+        "gate": _get(ev, "gate"),
+        "candidate": {k: _get(ev, "candidate", k) for k in ("instruction_following_rate", "violation_rate",
+                                                             "hidden_utility")},
+        "deployed": {k: _get(ev, "deployed", k) for k in ("instruction_following_rate", "violation_rate",
+                                                           "hidden_utility")},
+        "base": {k: _get(ev, "base", k) for k in ("instruction_following_rate", "violation_rate", "hidden_utility")},
+        "candidate_vs_base": _get(ev, "candidate_vs_base"),
+        "style": {k: _get(ev, "candidate", "production", k) for k in ("emoji_rate", "mean_length", "preachy",
+                                                                       "false_refusal", "wall_of_text")},
+        "breadth": ab.get("breadth"), "depth": ab.get("depth"), "srm_p": ab.get("srm_p_value"),
+        "promoted": bool(status.get("promoted")), "decision": _get(ab, "decision", "reasons"),
+    }
+
+
+def run_summary(run: Run) -> dict:
+    manifest = run.manifest()
+    gens = sorted(int(k) for k in manifest.get("generations", {}))
+    timings = manifest.get("timings", {})
+    last = manifest.get("last_promoted")
+    cumulative = run.read_metrics(last, "ab", "cumulative") if last is not None and \
+        run.has_metrics(last, "ab", "cumulative") else None
+    return {"run_dir": str(run.root), "parameters": manifest.get("parameters", {}),
+            "versions": manifest.get("versions", {}), "git_commit": manifest.get("git_commit"),
+            "timings": timings, "minutes": round(sum(timings.values()) / 60, 1),
+            "generations": [generation_summary(run, g) for g in gens], "last_promoted": last,
+            "cumulative": cumulative}
+
+
+def criteria(summary: dict) -> dict:
+    """The headline questions of a run, each answered from its figures: does the reward model learn (from
+    generation 1 on), does RL raise the hidden utility, how far has the last promoted candidate come from the base
+    model, did engagement rise, and how long did it take."""
+    gens = summary["generations"]
+    later = [g for g in gens if g["generation"] >= 1 and g["rm_consensus"]]
+    rl = [g for g in gens if g["rl_vs_start"]]
+    last = summary["last_promoted"]
+    promoted = next((g for g in gens if g["generation"] == last), None)
+    out = {
+        "rm_learns": bool(later) and all(g["rm_consensus"]["accuracy"] >= 0.7 and g["rm_consensus"]["ci95"][0] > 0.5
+                                         and (g["rm_spearman"] or 0) >= 0.3 and (g["rm_spearman_p"] or 1) < 0.01
+                                         for g in later),
+        "rl_raises_utility": sum(1 for g in rl if g["rl_vs_start"]["hidden_utility"]["ci95"][0] > 0
+                                 and abs(g["rl_end"]["mean_words"] / g["rl_start"]["mean_words"] - 1) <= 0.3),
+        "rl_generations": len(rl),
+        "promoted": [g["generation"] for g in gens if g["promoted"]],
+        "minutes": summary["minutes"],
+    }
+    if promoted and promoted["candidate_vs_base"]:
+        base, cand = promoted["base"], promoted["candidate"]
+        out["steerability"] = {
+            "following_gain_points": 100 * promoted["candidate_vs_base"]["following"]["diff"],
+            "following_gain_ci": [100 * x for x in promoted["candidate_vs_base"]["following"]["ci95"]],
+            "following": [base["instruction_following_rate"], cand["instruction_following_rate"]],
+            "violation": [base["violation_rate"], cand["violation_rate"]],
+            "violation_relative_change": (cand["violation_rate"] / base["violation_rate"] - 1)
+            if base["violation_rate"] else None}
+    if summary["cumulative"]:
+        c = summary["cumulative"]
+        out["cumulative_depth"] = {"lift": c["depth"]["lift"], "ci95": c["depth"]["ci95"],
+                                   "ci95_users": c["depth"].get("ci95_users")}
+        out["cumulative_breadth"] = {"lift": c["breadth"]["lift"], "ci95": c["breadth"]["ci95"]}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the report
+def _figures(summary: dict, folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gens = summary["generations"]
+    x = [g["generation"] for g in gens]
+    names = []
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    ax = axes[0]
+    for key, label in (("rm_consensus", "pointwise model"), ("ceiling_consensus", "label ceiling"),
+                       ("ngram_consensus", "n-gram bar")):
+        ys = [(g[key]["accuracy"] if isinstance(g[key], dict) else g[key]) for g in gens]
+        ax.plot(x, [y if y is not None else float("nan") for y in ys], marker="o", label=label)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_title("reward model: consensus accuracy"); ax.set_xlabel("generation"); ax.legend(fontsize=8)
+    ax = axes[1]
+    for who, style in (("base", ":"), ("deployed", "--"), ("candidate", "-")):
+        ax.plot(x, [g[who]["instruction_following_rate"] for g in gens], marker="o", ls=style, label=f"{who} following")
+        ax.plot(x, [g[who]["violation_rate"] for g in gens], marker="s", ls=style, label=f"{who} violations")
+    ax.set_title("steerability on held-out prompts"); ax.set_xlabel("generation"); ax.legend(fontsize=7)
+    ax = axes[2]
+    for k, (metric, colour) in enumerate((("breadth", "tab:blue"), ("depth", "tab:orange"))):
+        ms = [g[metric] for g in gens]
+        xs = [xi + (k - 0.5) * 0.15 for xi, m in zip(x, ms) if m]
+        ys = [100 * m["lift"] for m in ms if m]
+        err = [[100 * (m["lift"] - m["ci95"][0]) for m in ms if m], [100 * (m["ci95"][1] - m["lift"]) for m in ms if m]]
+        ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=4, color=colour, label=metric)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_title("A/B lift vs the deployed policy (95 %)"); ax.set_xlabel("generation"); ax.set_ylabel("%")
+    ax.legend(fontsize=8)
+    for ax in axes:
+        ax.set_xticks(x)
+    fig.tight_layout()
+    fig.savefig(folder / "report_trajectory.png", dpi=110)
+    plt.close(fig)
+    names.append("report_trajectory.png")
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    ax = axes[0]
+    for source in ("user", "internal"):
+        ax.plot(x, [_get(g, "win_rate", source) for g in gens], marker="o", label=source)
+    ax.axhspan(0.5, 0.65, color="green", alpha=0.1, label="gate window")
+    ax.set_title("reward-model win rate, candidate vs deployed"); ax.set_xlabel("generation"); ax.legend(fontsize=8)
+    ax = axes[1]
+    for k, (key, label) in enumerate((("sft_vs_base", "SFT vs base"), ("rl_vs_start", "RL vs its start"))):
+        ds = [_get(g, key, "hidden_utility") for g in gens]
+        xs = [xi + (k - 0.5) * 0.15 for xi, d in zip(x, ds) if d]
+        ax.errorbar(xs, [d["diff"] for d in ds if d], yerr=[[d["diff"] - d["ci95"][0] for d in ds if d],
+                                                           [d["ci95"][1] - d["diff"] for d in ds if d]],
+                    fmt="o", capsize=4, label=label)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_title("held-out hidden utility change (95 %)"); ax.set_xlabel("generation"); ax.legend(fontsize=8)
+    for ax in axes:
+        ax.set_xticks(x)
+    fig.tight_layout()
+    fig.savefig(folder / "report_gate_and_utility.png", dpi=110)
+    plt.close(fig)
+    names.append("report_gate_and_utility.png")
+    return names
+
+
+def report_markdown(summary: dict, figures: list[str]) -> str:
+    p = summary["parameters"]
+    gens = summary["generations"]
+    c = criteria(summary)
+    lines = [f"# Flywheel report: `{Path(summary['run_dir']).name}`", "",
+             f"Profile `{p.get('profile')}`, seed {p.get('seed')}, model `{p.get('model_name')}`, scenario "
+             f"`{p.get('scenario', 'none')}`, {len(gens)} generation(s), {summary['minutes']} min of notebooks. "
+             f"Commit `{(summary['git_commit'] or 'unknown')[:12]}`. Every figure below is read from this run's "
+             f"`manifest.json` and `gen_<g>/<stage>/metrics.json`.", ""]
+    lines += [f"![trajectory]({figures[0]})", "", f"![gate and utility]({figures[1]})", ""]
+    lines += ["## Reward models", "", "| gen | train pairs | consensus (95 %) | single rater | label ceiling | "
+              "n-gram bar | Spearman with hidden utility |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for g in gens:
+        rc, rs = g["rm_consensus"] or {}, g["rm_single"] or {}
+        rho = "" if g["rm_spearman"] is None else f"{g['rm_spearman']:+.2f} (p {g['rm_spearman_p']:.2g})"
+        lines.append(f"| {g['generation']} | {g['rm_train_pairs'] or ''} | {_pct(rc.get('accuracy'))} "
+                     f"{_ci(rc.get('ci95'))} (n={rc.get('n', '')}) | {_pct(rs.get('accuracy'))} | "
+                     f"{_pct(g['ceiling_consensus'])} | {_pct(g['ngram_consensus'])} | {rho} |")
+    lines += ["", "## Policy optimisation (held-out prompts, paired differences with 95 % intervals)", "",
+              "| gen | SFT vs base: following (pts) | SFT vs base: hidden utility | RL vs its start: hidden utility | "
+              "RL: reward it optimised | RL: words |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for g in gens:
+        sft, rl = g["sft_vs_base"] or {}, g["rl_vs_start"] or {}
+        words = ""
+        if g["rl_start"]["mean_words"]:
+            words = f"{g['rl_start']['mean_words']:.1f} -> {g['rl_end']['mean_words']:.1f}"
+        lines.append(f"| {g['generation']} | {_diff(sft.get('following'), 100, '', 1)} | "
+                     f"{_diff(sft.get('hidden_utility'))} | {_diff(rl.get('hidden_utility'))} | "
+                     f"{_diff(rl.get('reward'))} | {words} |")
+    lines += ["", "## Offline evaluation and the A/B test", "",
+              "| gen | win rate user / internal | following deployed -> candidate (base) | violations deployed -> "
+              "candidate (base) | A/B breadth | A/B depth | promoted |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for g in gens:
+        wr = g["win_rate"] or {}
+        ab = lambda m: "" if not m else f"{100 * m['lift']:+.1f} % {_ci(m['ci95'], sign=True)}"  # noqa: E731
+        lines.append(f"| {g['generation']} | {_pct(wr.get('user'), 0)} / {_pct(wr.get('internal'), 0)} "
+                     f"(n={wr.get('n_user', '')}/{wr.get('n_internal', '')}) | "
+                     f"{_pct(g['deployed']['instruction_following_rate'])} -> "
+                     f"{_pct(g['candidate']['instruction_following_rate'])} "
+                     f"({_pct(g['base']['instruction_following_rate'])}) | {_pct(g['deployed']['violation_rate'])} -> "
+                     f"{_pct(g['candidate']['violation_rate'])} ({_pct(g['base']['violation_rate'])}) | "
+                     f"{ab(g['breadth'])} | {ab(g['depth'])} | {'**yes**' if g['promoted'] else 'no'} |")
+    lines += ["", "Gate and decision, per generation:", ""]
+    for g in gens:
+        reasons = (_get(g, "gate", "reasons") or []) + (g["decision"] or [])[1:]
+        lines.append(f"- generation {g['generation']}: " + "; ".join(reasons))
+    lines += ["", "Style of each candidate (held-out replies): " + "; ".join(
+        f"gen {g['generation']}: " + ", ".join(f"{k} {v:.2f}" for k, v in g["style"].items() if v is not None)
+        for g in gens), ""]
+    lines += ["## Where the run ended", ""]
+    if c.get("steerability"):
+        s = c["steerability"]
+        lines.append(f"- The last promoted candidate (generation {summary['last_promoted']}) against the base model: "
+                     f"instruction following {_pct(s['following'][0])} -> {_pct(s['following'][1])} "
+                     f"({s['following_gain_points']:+.1f} points {_ci(s['following_gain_ci'], 1, ' pts', True)}), "
+                     f"violations {_pct(s['violation'][0])} -> {_pct(s['violation'][1])}.")
+    else:
+        lines.append("- No generation was promoted.")
+    if c.get("cumulative_depth"):
+        d, b = c["cumulative_depth"], c["cumulative_breadth"]
+        lines.append(f"- Cumulative A/B test, generation {summary['last_promoted']} against the base model: depth "
+                     f"{100 * d['lift']:+.1f} % {_ci(d['ci95'], sign=True)} (user-level only "
+                     f"{_ci(d['ci95_users'], sign=True)}), breadth {100 * b['lift']:+.1f} % {_ci(b['ci95'], sign=True)}.")
+    lines.append(f"- RL raised the held-out hidden utility (interval above zero, length within 30 %) in "
+                 f"{c['rl_raises_utility']} of {c['rl_generations']} generations.")
+    lines += ["", "## Wall time per notebook (seconds)", "", "| notebook | " + " | ".join(
+        f"gen_{g['generation']}" for g in gens) + " |", "| --- |" + " ---: |" * len(gens)]
+    names = sorted({k.split("/", 1)[1] for k in summary["timings"]})
+    for name in names:
+        cells = [str(summary["timings"].get(f"gen_{g['generation']}/{name}", "")) for g in gens]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Packages: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["versions"].items()) if v), ""]
+    return "\n".join(lines)
+
+
+def write_report(run_dir) -> Path:
+    """RUN_DIR/report.md and its PNG figures, from the run's files."""
+    run = Run(run_dir)
+    if not run.manifest_path.exists():
+        raise KitError(f"{run.root}: no manifest.json (not a flywheel run directory)")
+    summary = run_summary(run)
+    if not summary["generations"]:
+        raise KitError(f"{run.root}/manifest.json: no generation has run yet")
+    figures = _figures(summary, run.root)
+    path = write_text(run.root / "report.md", report_markdown(summary, figures))
+    return path
+
+
+def compare_markdown(run_dirs: list) -> str:
+    """The headline questions of several runs (e.g. seeds 0, 1, 2) side by side."""
+    rows = []
+    for d in run_dirs:
+        s = run_summary(Run(d))
+        rows.append((s, criteria(s)))
+    head = "| | " + " | ".join(f"seed {s['parameters'].get('seed')}" for s, _ in rows) + " |"
+    lines = [head, "| --- |" + " --- |" * len(rows)]
+
+    def row(label, fn):
+        lines.append(f"| {label} | " + " | ".join(fn(s, c) for s, c in rows) + " |")
+
+    def rm_cell(s, gen):
+        g = next((x for x in s["generations"] if x["generation"] == gen), None)
+        if not g or not g["rm_consensus"]:
+            return ""
+        rc = g["rm_consensus"]
+        return (f"{_pct(rc['accuracy'], 0)} {_ci(rc['ci95'])} (n={rc['n']}); rho {g['rm_spearman']:+.2f} "
+                f"(p {g['rm_spearman_p']:.1g}); ceiling {_pct(g['ceiling_consensus'], 0)}")
+
+    for gen in sorted({g["generation"] for s, _ in rows for g in s["generations"]}):
+        row(f"reward model, gen {gen}: consensus accuracy; Spearman with hidden utility", lambda s, c: rm_cell(s, gen))
+    for gen in sorted({g["generation"] for s, _ in rows for g in s["generations"]}):
+        row(f"RL vs its start, gen {gen}: hidden utility; words",
+            lambda s, c: next((f"{_diff(g['rl_vs_start']['hidden_utility'])}; "
+                               f"{g['rl_start']['mean_words']:.0f} -> {g['rl_end']['mean_words']:.0f}"
+                               for g in s["generations"] if g["generation"] == gen and g["rl_vs_start"]), ""))
+    row("promoted generations", lambda s, c: ", ".join(map(str, c["promoted"])) or "none")
+    row("last promoted vs base: instruction following",
+        lambda s, c: "" if not c.get("steerability") else
+        f"{_pct(c['steerability']['following'][0])} -> {_pct(c['steerability']['following'][1])} "
+        f"({c['steerability']['following_gain_points']:+.1f} pts)")
+    row("last promoted vs base: violation rate",
+        lambda s, c: "" if not c.get("steerability") else
+        f"{_pct(c['steerability']['violation'][0])} -> {_pct(c['steerability']['violation'][1])} "
+        f"({100 * c['steerability']['violation_relative_change']:+.0f} %)")
+    row("cumulative A/B depth lift (95 %, with reply noise)",
+        lambda s, c: "" if not c.get("cumulative_depth") else
+        f"{100 * c['cumulative_depth']['lift']:+.1f} % {_ci(c['cumulative_depth']['ci95'], sign=True)}")
+    row("cumulative A/B breadth lift",
+        lambda s, c: "" if not c.get("cumulative_breadth") else
+        f"{100 * c['cumulative_breadth']['lift']:+.1f} % {_ci(c['cumulative_breadth']['ci95'], sign=True)}")
+    row("minutes of notebooks (2 cores)", lambda s, c: f"{c['minutes']}")
+    return "\n".join(lines) + "\n"
+
+
+def publish(run_dir, dest) -> list[Path]:
+    """Copy a run's metrics.json files, manifest.json and report (no weights, no datasets) to `dest` in the run
+    directory's own layout, so its figures can be checked against the files."""
+    run = Run(run_dir)
+    dest = Path(dest)
+    copied = []
+    for path in [run.manifest_path, *sorted(run.root.glob("gen_*/**/metrics.json")),
+                 *sorted(run.root.glob("report*"))]:
+        target = dest / path.relative_to(run.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copied.append(target)
+    return copied
