@@ -33,6 +33,7 @@ import numpy as np
 from .data import ARMS  # the arms of the A/B contract
 from .errors import KitError
 from .seeding import rng, stable_hash
+from .world.traffic import favourite_category
 
 
 # ---------------------------------------------------------------------------------------------- assignment
@@ -132,10 +133,7 @@ def simulate(world, cache: dict, pool: list[dict], assignment: dict[str, str], *
         # sessions of every active user advance turn by turn together
         cards = []
         for k in active:
-            fav = pop.favourite_categories[index[users[k]]]
-            cats = [c for c in fav if fav[c] > 0 and c in cards_by_cat]
-            w = np.array([fav[c] for c in cats], float)
-            cat = cats[int(r.choice(len(cats), p=w / w.sum()))]
+            cat = favourite_category(pop.favourite_categories[index[users[k]]], cards_by_cat, r)
             cards.append(cards_by_cat[cat][int(r.integers(len(cards_by_cat[cat])))])
         totals = np.zeros(len(active))
         n_msgs = np.zeros(len(active), dtype=int)
