@@ -61,3 +61,17 @@ def test_labels_accumulate_across_generations(tmp_path):
     assert [p["text"] for p in annotation.load_labels(run, 1, "train_pairs", accumulate=False)] == ["c"]
     with pytest.raises(KitError, match="notebook 02 for generation 2"):
         annotation.load_labels(run, 2, "train_pairs")
+
+
+def test_imported_labels_split_by_held_out_opening():
+    from kit.curation import is_eval
+
+    pairs = [{"prompt": [{"role": "user", "content": f"question {i}"}], "character_id": "luna",
+              "chosen": [{"role": "assistant", "content": "yes"}], "rejected": [{"role": "assistant", "content": "no"}],
+              "n_raters": 1, "agreement": 1.0, "single_rater_agrees": True} for i in range(40)]
+    out = annotation.imported_split(pairs, 0.3, 0.8)
+    held = out["eval_pairs"]
+    assert held and len(held) + len(out["train_pairs"]) == 40
+    assert all(is_eval({"character_id": "luna", "messages": p["prompt"]}, 0.3) for p in held)
+    assert out["eval_consensus"] == held and out["eval_single_rater"] == held, "the user's own labels, no panel"
+    assert set(annotation.imported_split(pairs[:1] * 0, 0.3, 0.8)) == {"train_pairs"}

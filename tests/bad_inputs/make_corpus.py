@@ -93,8 +93,7 @@ case(C + "messages_string.jsonl", lines(conv(messages="hi")), "field 'messages':
 case(C + "messages_empty.jsonl", lines(conv(messages=[])), "field 'messages': expected a non-empty list")
 case(C + "message_not_object.jsonl", lines(conv(messages=["hi", BOT])), "field 'messages[0]'")
 case(C + "source_unknown.jsonl", lines(conv(source="web")), "field 'source'")
-case(C + "conversation_id_missing.jsonl", lines(line({k: v for k, v in CONV.items() if k != "conversation_id"})),
-     "field 'conversation_id'")
+case(C + "conversation_id_null.jsonl", lines(conv(conversation_id=None)), "field 'conversation_id'")
 case(C + "conversation_id_number.jsonl", lines(conv(conversation_id=7)), "field 'conversation_id'")
 case(C + "user_id_empty.jsonl", lines(conv(user_id=" ")), "field 'user_id'")
 case(C + "user_id_email.jsonl", lines(conv(user_id="maria.garcia@gmail.com")),
@@ -136,6 +135,8 @@ case(P + "chosen_user_role.jsonl", lines(pair(chosen=[USER])), "chosen[-1].role"
 case(P + "rejected_missing.jsonl", lines(line({k: v for k, v in PAIR.items() if k != "rejected"})),
      "field 'rejected'")
 case(P + "chosen_string.jsonl", lines(pair(chosen="hey")), "field 'chosen'")
+case(P + "strings_without_prompt.jsonl", lines(line({"chosen": "hey there!", "rejected": "no.", "character_id": "luna"})),
+     "field 'prompt': expected a prompt")
 case(P + "source_unknown.jsonl", lines(pair(source="web")), "field 'source'")
 case(P + "character_id_number.jsonl", lines(pair(character_id=5)), "field 'character_id'")
 case(P + "single_rater_agrees_string.jsonl", lines(pair(single_rater_agrees="yes")), "field 'single_rater_agrees'")
@@ -165,6 +166,8 @@ case(A + "user_id_missing.jsonl", lines(line({k: v for k, v in EVENT.items() if 
 case(A + "user_id_number.jsonl", lines(event(user_id=42)), "field 'user_id'")
 case(A + "user_id_email.jsonl", lines(event(user_id="sam.lee@gmail.com")), "expected an opaque id")
 case(A + "empty.jsonl", "\n", "an empty file")
+case(A + "timestamp_words.jsonl", lines(line({k: v for k, v in EVENT.items() if k != "day"} | {"timestamp": "monday"})),
+     "field 'timestamp': expected an ISO 8601 time")
 case(A + "not_utf8.jsonl", lines(event()).encode() + b"\x80\n", ":2: expected UTF-8 text")
 case(A + "json_array.jsonl", lines("[" + event() + "]"), "expected a JSON object")
 
