@@ -27,6 +27,13 @@ def test_committed_clean_with_parameters(name):
     assert nb["cells"][0]["cell_type"] == "markdown", "the top says which step, what it reads and writes"
 
 
+def test_every_notebook_but_the_trajectory_takes_a_cast():
+    """A user's own cards replace the 14 samples in every notebook that builds the world (08 only reads the run)."""
+    for name in NOTEBOOKS:
+        if name != "08_flywheel":
+            assert "cards_dir" in parameters_of(notebooks_dir() / f"{name}.ipynb"), name
+
+
 def _errors(path: Path) -> list:
     executed = json.loads(Path(path).read_text())
     return [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
