@@ -62,8 +62,8 @@ def test_gpu_check_on_a_machine_without_a_gpu_says_so_and_does_nothing(tmp_path)
 
 def test_pyproject_declares_the_pins_of_the_requirement_files():
     """`pip install .` gets what scripts/setup.sh installs: the direct pins of requirements.txt (pytest as the test
-    extra), the GPU extra of
-    requirements-gpu.txt (torch is pinned there again only to hold it), and nothing the constraints pin otherwise."""
+    extra), the GPU extra of requirements-gpu.txt (torch is pinned there again only to hold it), and nothing the
+    constraints pin otherwise."""
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
