@@ -171,6 +171,14 @@ def check_parameters(parameters: dict | None, profile: str) -> dict:
         C.stage_config(cls, profile, **{k: v for k, v in parameters.items() if k in fields})
     parameters = {k: _local(v) if k in SOURCES or k.endswith(("_dir", "_adapter")) else v
                   for k, v in parameters.items()}
+    if "ab_split" in parameters and parameters["ab_split"] is not None:
+        from .abtest import designed_split
+
+        designed_split(parameters["ab_split"])
+    if "report_to" in parameters:
+        from .training import check_report_to
+
+        check_report_to(parameters["report_to"])
     cards = load_cards(parameters.get("cards_dir"))
     for key, kind in SOURCES.items():
         if parameters.get(key) is not None:

@@ -21,18 +21,25 @@ TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio
 _TRACKING: dict = {}
 
 
-def track(report_to: str | None, run=None, generation: int = 0, label: str = "train") -> None:
-    """Report every trainer this process runs from now on to `report_to` ("tensorboard" or "trackio"; None: none).
-    TensorBoard logs go to <run_dir>/tracking/gen_<g>/<label>-<n>/ (`tensorboard --logdir <run_dir>/tracking`);
-    Trackio logs locally under project characterflywheel-<run folder> (`trackio show`)."""
-    _TRACKING.clear()
+def check_report_to(report_to: str | None) -> str | None:
+    """`report_to` as given, if it names a tracker that is installed (None and "none": no reporting)."""
     if report_to in (None, "none"):
-        return
+        return None
     if report_to not in TRACKERS:
         raise ParameterError("report_to", f"one of {', '.join(TRACKERS)}, or None", report_to)
     if not any(importlib.util.find_spec(m) for m in TRACKERS[report_to]):
         raise ParameterError("report_to", f"an installed tracker ('{report_to}' needs: pip install {report_to})",
                              report_to)
+    return report_to
+
+
+def track(report_to: str | None, run=None, generation: int = 0, label: str = "train") -> None:
+    """Report every trainer this process runs from now on to `report_to` ("tensorboard" or "trackio"; None: none).
+    TensorBoard logs go to <run_dir>/tracking/gen_<g>/<label>-<n>/ (`tensorboard --logdir <run_dir>/tracking`);
+    Trackio logs locally under project characterflywheel-<run folder> (`trackio show`)."""
+    _TRACKING.clear()
+    if check_report_to(report_to) is None:
+        return
     root = Path(run.root) if run is not None else Path.cwd()
     _TRACKING.update(report_to=report_to, root=root, generation=int(generation), label=label, count=0)
 

@@ -79,6 +79,8 @@ def _cli_cases(tmp: Path) -> list[tuple[list[str], str]]:
          "preferences_trl.jsonl:1: field 'character_id': expected one of the cast"),
         (["flywheel", "--run-dir", run, "-p", f"ab_log_path={USER / 'ab_log_90_10.jsonl'}"], ":1: field 'arm'"),
         (["flywheel", "--run-dir", run, "--params", str(tmp / "list.yaml")], "list.yaml: expected one object"),
+        (["flywheel", "--run-dir", run, "-p", 'ab_split={"control": 0.9}'], "parameter 'ab_split'"),
+        (["flywheel", "--run-dir", run, "-p", "report_to=wandb"], "parameter 'report_to'"),
         (["flywheel", "--run-dir", run, "--params", str(tmp / "broken.yaml")], "broken.yaml:2: expected YAML ("),
         (["flywheel", "--run-dir", run, "--params", str(tmp / "missing.yaml")], "no such file"),
         (["export", str(tmp / "nowhere")], "parameter 'run_dir'"),
