@@ -320,7 +320,7 @@ class _Plan:
         name = key.split(":")[0]
         step = f"{STAGE_NOTEBOOKS.index(name) + 1}/{self.stages} " if name in STAGE_NOTEBOOKS and \
             ":" not in key else ""
-        return f"[gen {generation}/{self.generations}] {step}{key}"
+        return f"[gen_{generation} of {self.generations}] {step}{key}"
 
     def elapsed(self) -> str:
         minutes = (time.perf_counter() - self.started) / 60

@@ -49,7 +49,7 @@ def execute(name: str, run: Run, generation: int, parameters: dict, *, kernel: s
     (atomically), in the run directory. If a cell fails, the executed notebook with its traceback is kept as
     <output>.failed.ipynb and a KitError says, in one line, which notebook, which cell and what error.
 
-    `status`: the line to say it runs under (the flywheel's "[gen 0/3] 2/6 02_curation"). With `progress`, on a
+    `status`: the line to say it runs under (the flywheel's "[gen_0 of 3] 2/6 02_curation"). With `progress`, on a
     terminal that line shows the cell running and the time so far, rewritten in place; in a log, it is printed
     once. Papermill's own cell counter stays off."""
     import papermill as pm

@@ -73,7 +73,7 @@ def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
                                             "ab_arms": {"A": "control", "B": "treatment"},
                                             "ab_split": {"control": 0.9, "treatment": 0.1}})
     out = capsys.readouterr().out
-    assert "HF_HUB_OFFLINE=1" in out and "[gen 0/1] 4/6 04_sft: done in" in out
+    assert "HF_HUB_OFFLINE=1" in out and "[gen_0 of 1] 4/6 04_sft: done in" in out
     world = run.read_metrics(0, "world")
     assert world and run.read_metrics(0, "annotation")["labels"].endswith("preferences_trl.jsonl")
     assert run.read_metrics(0, "policy", "rs")["sft_origins"] == {"imported": 7}
