@@ -7,6 +7,8 @@ Layout::
     <run_dir>/gen_<g>/<stage>/...                 the stage's datasets, adapters, plots
     <run_dir>/gen_<g>/notebooks/<name>.ipynb      executed notebooks (the flywheel writes these)
     <run_dir>/replies/<digest>.json               policy replies to fixed prompt sets, shared by the generations
+    <run_dir>/tracking/gen_<g>/<notebook>-<n>/    TensorBoard logs, with report_to="tensorboard" (kit.training)
+    <run_dir>/export/gen_<g>/                     `python -m kit export`: merged model, adapter, card, datasets
 
 Every write is atomic: the content goes to a temporary sibling first and is renamed into place, so a crash
 leaves the previous artifact or none, never half of one. What a killed process left behind is removed by the next
