@@ -11,6 +11,10 @@ not run again, and what a killed run's interrupted writes left behind is removed
 kept as gen_<g>/notebooks/<name>.failed.ipynb, and the run stops with one line naming the notebook, the cell and
 the error.
 
+Notebook parameters (`-p KEY=VALUE`, `--params FILE`) reach every notebook that has them, after the scenario's: a
+user's cast (`cards_dir`), their data (`traffic_path`, `labels_path`, `pairs_path`, `sft_path`, `dpo_path`,
+`ab_log_path`), any stage knob. `check_parameters` checks them all before anything is written (docs/your-data.md).
+
 Scenarios (`--scenario`) are the lessons, each a set of parameter overrides:
 
 * `overfit`: aggressive RL on a biased reward (no KL term, 3x the steps, 5x the learning rate; the pair filter
