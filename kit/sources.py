@@ -111,8 +111,8 @@ def _dataset(spec: dict, kind: str, what: str):
             kwargs = {k: spec[k] for k in LOAD_DATASET_KEYS if k in spec and k != "path"}
             ds = load_dataset(spec["path"], **dict(kwargs, split=split or "train"))
     except FileNotFoundError as exc:
-        raise DataError(label, None, None, f"{what}: a JSONL file, a folder written by save_to_disk, or a Hub "
-                        f"dataset", said(f"none of them ({_first_line(exc)})")) from None
+        raise DataError(label, None, None, f"{what} (a JSONL file, a folder written by save_to_disk, or a Hub "
+                        f"dataset)", said(f"none of them ({_first_line(exc)})")) from None
     except (ValueError, ConnectionError, OSError) as exc:   # a bad split or config, no network, no such dataset
         raise DataError(label, None, None, f"{what} that datasets can load", said(_first_line(exc))) from None
     if isinstance(ds, DatasetDict):
