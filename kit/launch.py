@@ -10,8 +10,8 @@ or DeepSpeed ZeRO instead:
     accelerate launch --config_file fsdp.yaml -m kit train sft --run-dir runs/main --generation 0
 
 Only the first process writes (the adapter, its metrics). Stages: `sft` (notebook 04's SFT, on the SFT set its
-rejection sampling saved). Tested with two CPU processes (`accelerate launch --cpu --num_processes 2`, gloo):
-tests/test_launch.py.
+rejection sampling saved). Tested with two CPU processes (`accelerate launch --multi_gpu --num_processes 2` on a
+machine without a GPU: torchrun, gloo; `--cpu --num_processes 2` would start only one): tests/test_launch.py.
 """
 from __future__ import annotations
 

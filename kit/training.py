@@ -87,7 +87,10 @@ def base_args(out: str, seed: int, *, batch_size: int, epochs: float | None = No
                 # TRL's configs turn gradient checkpointing on by default. On a GPU it trades compute for memory
                 # that matters; on the CPU memory is plentiful and recomputing activations only costs time
                 # (bench/speed.py compares the kit's path with plain TRL defaults).
-                gradient_checkpointing=backend.device != "cpu")
+                gradient_checkpointing=backend.device != "cpu",
+                # Under DDP (kit.launch): every LoRA parameter takes part in every forward pass, so DDP need not
+                # search the graph for unused ones at each step (transformers' default when not checkpointing)
+                ddp_find_unused_parameters=False)
     args.update(_reporting())
     if max_steps is not None:
         args["max_steps"] = max_steps

@@ -1,5 +1,9 @@
 """Training stages under `accelerate launch` (kit/launch.py): two CPU processes (gloo) train the same kind of adapter
-as one process, from the same run directory and config. Small: the tiny profile, SFT on a few examples."""
+as one process, from the same run directory and config. Small: the tiny profile, SFT on a few examples.
+
+`accelerate launch --cpu --num_processes 2` starts ONE process in accelerate 1.15 (its CPU launcher spreads
+processes only through mpirun); `--multi_gpu --num_processes 2` starts two through torchrun, and on a machine
+without a GPU the kit's CPU backend (use_cpu) makes them a gloo group."""
 import json
 import os
 import subprocess
@@ -43,11 +47,12 @@ def test_two_processes_train_the_same_kind_of_adapter_as_one(tmp_path):
     run = _run_with_an_sft_set(tmp_path / "run")
     stage = ["-m", "kit", "train", "sft", "--run-dir", str(run.root), "--generation", "0"]
     one = json.loads(_train([sys.executable, *stage, "--out", str(tmp_path / "one")], tmp_path).splitlines()[-1])
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     two = json.loads(_train([*launch, *stage, "--out", str(tmp_path / "two")], tmp_path).splitlines()[-1])
     assert (one["processes"], two["processes"]) == (1, 2)
     assert one["examples"] == two["examples"] == 8
+    assert two["backend"] == "transformers-cpu"
 
     def tensors(folder):
         with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
@@ -55,6 +60,8 @@ def test_two_processes_train_the_same_kind_of_adapter_as_one(tmp_path):
 
     assert tensors(tmp_path / "one") == tensors(tmp_path / "two") and tensors(tmp_path / "one")
     config = [json.loads((tmp_path / d / "adapter_config.json").read_text()) for d in ("one", "two")]
+    for c in config:   # PEFT keeps target_modules as a set: its order follows each process's hash seed
+        c["target_modules"] = sorted(c["target_modules"])
     assert config[0] == config[1]
     assert {p.name for p in (tmp_path / "two").iterdir()} == {p.name for p in (tmp_path / "one").iterdir()}
     assert load_adapter_check(tmp_path / "two") == "PeftModelForCausalLM"

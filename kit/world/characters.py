@@ -149,8 +149,9 @@ class Card:
         data.setdefault("creator", "characterflywheel-kit")
         data.setdefault("character_version", "1.0")
         extensions = dict(data.get("extensions", {}))
-        fly = {"id": self.id, "category": self.category, "topics": list(self.topics),
-               "instructions": [dict(i) for i in self.instructions]}
+        fly = {"id": self.id, "category": self.category, "topics": list(self.topics)}
+        if self.instructions:   # none: left out, as a card without checkable instructions is written
+            fly["instructions"] = [dict(i) for i in self.instructions]
         if not self.greeting_turn:
             fly["greeting_turn"] = False
         extensions["flywheel"] = fly

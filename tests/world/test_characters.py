@@ -75,7 +75,7 @@ def test_a_hand_written_v2_card_loads_renders_and_round_trips(tmp_path):
     saved = json.loads((tmp_path / "selene.json").read_text())
     assert saved["spec"] == "chara_card_v2"
     flywheel = saved["data"]["extensions"].pop("flywheel")
-    assert flywheel == {"id": "selene", "category": "companion", "topics": [], "instructions": []}
+    assert flywheel == {"id": "selene", "category": "companion", "topics": []}
     assert saved == original, "every field of the hand-written card comes back as written"
     assert load_card(tmp_path / "selene.json").prompt(HISTORY, "Sam") == messages
 
