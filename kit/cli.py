@@ -15,6 +15,7 @@ def main(argv=None) -> int:
 
     from .config import PROFILES
     from .flywheel import SCENARIOS
+    from .launch import STAGES
 
     scenarios = tuple(SCENARIOS)
     fly = sub.add_parser("flywheel", help="run every stage notebook per generation into a run directory",
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
 
     trn = sub.add_parser("train", help="one training stage from a run directory, as its notebook trains it; runs "
                          "under `accelerate launch` for more than one GPU", allow_abbrev=False)
-    trn.add_argument("stage", choices=("sft",), help="sft: notebook 04's SFT on the SFT set it saved")
+    trn.add_argument("stage", choices=STAGES, help="sft: notebook 04's SFT on the SFT set it saved")
     trn.add_argument("--run-dir", required=True)
     trn.add_argument("--generation", type=int, required=True)
     trn.add_argument("--out", default=None, help="default: where the notebook writes it (gen_<g>/policy/sft/adapter)")

@@ -24,7 +24,7 @@ from .config import DEFAULT_MODEL, PolicyConfig, stage_config
 from .errors import KitError, ParameterError
 from .paths import Run
 
-STAGES = ("sft",)
+STAGES = ("sft",)   # the commands `python -m kit train` offers (TRAINERS below)
 
 
 def processes() -> tuple[int, int]:
