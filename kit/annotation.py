@@ -298,6 +298,9 @@ def imported_split(pairs: list[dict], eval_fraction: float, consensus_agreement:
 
     held = [p for p in pairs if is_eval({"character_id": p["character_id"], "messages": p["prompt"]}, eval_fraction)]
     out = {"train_pairs": [p for p in pairs if not any(p is q for q in held)]}
+    if not out["train_pairs"]:
+        raise KitError(f"imported labels: the openings of all {len(pairs)} pairs are held out for evaluation "
+                       f"(eval_fraction={eval_fraction}); none is left to train on: bring more labels")
     if held:
         panel = any(p["n_raters"] > 1 for p in held)
         out.update(eval_pairs=held, eval_consensus=consensus_split(held, consensus_agreement) if panel else held,

@@ -74,4 +74,7 @@ def test_imported_labels_split_by_held_out_opening():
     assert held and len(held) + len(out["train_pairs"]) == 40
     assert all(is_eval({"character_id": "luna", "messages": p["prompt"]}, 0.3) for p in held)
     assert out["eval_consensus"] == held and out["eval_single_rater"] == held, "the user's own labels, no panel"
-    assert set(annotation.imported_split(pairs[:1] * 0, 0.3, 0.8)) == {"train_pairs"}
+    kept = [p for p in pairs if p in out["train_pairs"]]
+    assert set(annotation.imported_split(kept, 0.3, 0.8)) == {"train_pairs"}, "none held out: simulated eval stays"
+    with pytest.raises(KitError, match="none is left to train on"):
+        annotation.imported_split(held, 0.3, 0.8)

@@ -61,21 +61,26 @@ def test_the_notebooks_environment_is_set_while_they_run_and_put_back(monkeypatc
 @pytest.mark.slow
 def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
     """The routes of a user's own data through a batch run: their cards (V1, V2, V3, PNG), real SFT conversations
-    (ShareGPT), real preference labels (TRL's forms) and a real 90/10 A/B log with its own arm names and timestamps.
+    (ShareGPT), real preference labels (12 pairs: 9 train, the 3 with held-out openings evaluate) and a real 90/10
+    A/B log with its own arm names and timestamps.
     Traffic stays the world's (the imported logs carry no user signals, which the signal models need)."""
     spec = {"path": str(USER / "sharegpt.jsonl"), "columns": {"conversations": "messages", "from": "role",
                                                              "value": "content", "character": "character_id"},
             "roles": {"human": "user", "gpt": "assistant"}}
     run = flywheel.run_flywheel(str(tmp_path / "mine"), profile="tiny", generations=1, seed=0, progress=False,
                                 parameters={"cards_dir": str(USER / "cards"), "sft_path": spec,
-                                            "labels_path": str(USER / "preferences_trl.jsonl"),
+                                            "labels_path": str(USER / "labels.jsonl"),
                                             "ab_log_path": str(USER / "ab_log_90_10.jsonl"),
                                             "ab_arms": {"A": "control", "B": "treatment"},
                                             "ab_split": {"control": 0.9, "treatment": 0.1}})
     out = capsys.readouterr().out
     assert "HF_HUB_OFFLINE=1" in out and "[gen_0 of 1] 4/6 04_sft: done in" in out
     world = run.read_metrics(0, "world")
-    assert world and run.read_metrics(0, "annotation")["labels"].endswith("preferences_trl.jsonl")
+    annotation = run.read_metrics(0, "annotation")
+    assert world and annotation["labels"].endswith("labels.jsonl") and annotation["train_pairs"] == 9
+    from kit.data import load_dataset_dir
+
+    assert len(load_dataset_dir(run.stage(0, "annotation", "eval_consensus"))) == 3, "held-out labels evaluate"
     assert run.read_metrics(0, "policy", "rs")["sft_origins"] == {"imported": 7}
     ab = run.read_metrics(0, "ab")
     assert ab["exposed"] == {"control": 180, "treatment": 20} and ab["srm"] == "ok"
