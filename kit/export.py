@@ -112,11 +112,11 @@ def _adapter(model_name: str, adapter, dest: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- datasets
-def _records(run: Run, generation: int, stage: str, *parts: str) -> list[tuple[int, dict]]:
+def _records(run: Run, generation: int, stage: str, *parts: str, accumulate: bool = True) -> list[tuple[int, dict]]:
     from .data import load_generations
 
     try:
-        return load_generations(run, generation, stage, *parts, accumulate=True)
+        return load_generations(run, generation, stage, *parts, accumulate=accumulate)
     except KitError:   # a stage that did not run (no A/B, an imported set): nothing to export from it
         return []
 
@@ -205,10 +205,10 @@ def model_card(run: Run, generation: int, adapter, what: str, counts: dict, *, m
     if traffic:
         lines.append(f"- traffic of generation {generation}: {traffic.get('conversations')} conversations from "
                      f"`{traffic.get('source', 'world')}`, personal data redacted")
-    if annotation:
+    if annotation:   # evaluation pairs counted from the dataset: imported labels replace the simulated ones
+        consensus = len(_records(run, generation, "annotation", "eval_consensus", accumulate=False))
         lines.append(f"- preference labels: {annotation.get('train_pairs')} training pairs from "
-                     f"`{annotation.get('labels', 'simulated raters')}`, {annotation.get('consensus_pairs')} "
-                     f"consensus evaluation pairs")
+                     f"`{annotation.get('labels', 'simulated raters')}`, {consensus} consensus evaluation pairs")
     if rs:
         lines.append(f"- SFT set: {rs.get('sft_set')} examples ({rs.get('sft_examples')} new this generation)")
     if counts:
@@ -246,8 +246,10 @@ def model_card(run: Run, generation: int, adapter, what: str, counts: dict, *, m
               "tokenizer = AutoTokenizer.from_pretrained(\"PATH\")",
               "messages = [{\"role\": \"system\", \"content\": \"You are ...\"},",
               "            {\"role\": \"user\", \"content\": \"hi!\"}]",
-              "ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\")",
-              "print(tokenizer.decode(model.generate(ids, max_new_tokens=64)[0][ids.shape[1]:]))", "```", "",
+              "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\",",
+              "                                       return_dict=True)",
+              "out = model.generate(**inputs, max_new_tokens=64)",
+              "print(tokenizer.decode(out[0][inputs[\"input_ids\"].shape[1]:], skip_special_tokens=True))", "```", "",
               "The adapter alone: `PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("
               f"\"{base}\"), \"PATH/adapter\")`. GGUF: not written here; Unsloth's `save_pretrained_gguf` on a CUDA "
               "GPU converts the merged folder.", ""]

@@ -74,7 +74,7 @@ def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
                                             "ab_arms": {"A": "control", "B": "treatment"},
                                             "ab_split": {"control": 0.9, "treatment": 0.1}})
     out = capsys.readouterr().out
-    assert "HF_HUB_OFFLINE=1" in out and "[gen_0 of 1] 4/6 04_sft: done in" in out
+    assert "HF_HUB_OFFLINE=1" in out and "[gen_0 of 1] 3/6 04_sft: done in" in out
     world = run.read_metrics(0, "world")
     annotation = run.read_metrics(0, "annotation")
     assert world and annotation["labels"].endswith("labels.jsonl") and annotation["train_pairs"] == 9
