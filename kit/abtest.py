@@ -31,8 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from .data import ARMS  # the arms of the A/B contract
-from .errors import KitError
+from .errors import KitError, ParameterError
 from .seeding import rng, stable_hash
+from .world.traffic import favourite_category
 
 
 # ---------------------------------------------------------------------------------------------- assignment
@@ -132,10 +133,7 @@ def simulate(world, cache: dict, pool: list[dict], assignment: dict[str, str], *
         # sessions of every active user advance turn by turn together
         cards = []
         for k in active:
-            fav = pop.favourite_categories[index[users[k]]]
-            cats = [c for c in fav if fav[c] > 0 and c in cards_by_cat]
-            w = np.array([fav[c] for c in cats], float)
-            cat = cats[int(r.choice(len(cats), p=w / w.sum()))]
+            cat = favourite_category(pop.favourite_categories[index[users[k]]], cards_by_cat, r)
             cards.append(cards_by_cat[cat][int(r.integers(len(cards_by_cat[cat])))])
         totals = np.zeros(len(active))
         n_msgs = np.zeros(len(active), dtype=int)
@@ -174,13 +172,14 @@ def simulate(world, cache: dict, pool: list[dict], assignment: dict[str, str], *
 
 
 # ---------------------------------------------------------------------------------------------- analysis
-def import_log(path) -> list[dict]:
-    """A real A/B log (`ab_log_path` of notebook 07) in the contract (kit.data.load_ab_log), with every field but
-    the ids redacted and scanned: the notebook writes its events to the run directory."""
+def import_log(path, arms: dict | None = None) -> list[dict]:
+    """A real A/B log (`ab_log_path` of notebook 07) in the contract (kit.data.load_ab_log: arm names mapped by
+    `arms`, timestamps counted in days), with every field but the ids redacted and scanned: the notebook writes its
+    events to the run directory."""
     from .data import load_ab_log
     from .privacy import assert_no_pii, redact_records
 
-    events, _ = redact_records(load_ab_log(path))
+    events, _ = redact_records(load_ab_log(path, arms))
     assert_no_pii(events, str(path))
     return events
 
@@ -222,11 +221,27 @@ def _arm_metrics(table, days: int) -> dict[str, tuple[float, float]]:
                         table.loc[table["arm"] == a, "messages"].to_numpy(), days) for a in ARMS}
 
 
-def analyse(events: list[dict], *, days: int | None = None, share: tuple[float, float] = (0.5, 0.5),
-            n_boot: int = 2000, seed: int = 0) -> dict:
-    """breadth and depth per arm, % lift with a 95 % user-level bootstrap interval, SRM p-value, MDE."""
+def designed_split(split) -> tuple[float, float]:
+    """The share of users each arm was designed to get, (control, treatment): from a pair or an object
+    {"control": 0.9, "treatment": 0.1}. A 90/10 test's exposure counts are no sample-ratio mismatch."""
+    if isinstance(split, dict):
+        if set(split) != set(ARMS):
+            raise ParameterError("ab_split", "an object with the shares of control and treatment", split)
+        split = (split["control"], split["treatment"])
+    if not isinstance(split, (list, tuple)) or len(split) != 2 or \
+            not all(type(v) in (int, float) and 0 < v < float("inf") for v in split):
+        raise ParameterError("ab_split", "two positive shares, control then treatment (e.g. {\"control\": 0.9, "
+                             "\"treatment\": 0.1})", split)
+    return float(split[0]), float(split[1])
+
+
+def analyse(events: list[dict], *, days: int | None = None, share=(0.5, 0.5), n_boot: int = 2000,
+            seed: int = 0) -> dict:
+    """breadth and depth per arm, % lift with a 95 % user-level bootstrap interval, SRM p-value against the
+    designed split `share` (`designed_split`), MDE."""
     from scipy.stats import chisquare, norm
 
+    share = designed_split(share)
     table = user_table(events, days)
     n_days = int(table["days"].iloc[0])
     arms = {a: table[table["arm"] == a] for a in ARMS}

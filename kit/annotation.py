@@ -288,6 +288,26 @@ def import_labels(path, cards: dict) -> list[dict]:
     return pairs
 
 
+def imported_split(pairs: list[dict], eval_fraction: float, consensus_agreement: float) -> dict:
+    """Imported labels (`labels_path` of 02) split as traffic is: a pair whose conversation opening is held out
+    (kit.curation.is_eval, the same hash) evaluates the reward models, the rest trains them, so no opening is on
+    both sides. Labels that carry a panel (n_raters > 1) give the consensus split and single-rater view as the
+    simulated raters' do; labels without one are the user's own judgement and stand for both. When no imported
+    label is held out, only "train_pairs" comes back (the simulated evaluation pairs stay)."""
+    from .curation import is_eval
+
+    held = [p for p in pairs if is_eval({"character_id": p["character_id"], "messages": p["prompt"]}, eval_fraction)]
+    out = {"train_pairs": [p for p in pairs if not any(p is q for q in held)]}
+    if not out["train_pairs"]:
+        raise KitError(f"imported labels: the openings of all {len(pairs)} pairs are held out for evaluation "
+                       f"(eval_fraction={eval_fraction}); none is left to train on: bring more labels")
+    if held:
+        panel = any(p["n_raters"] > 1 for p in held)
+        out.update(eval_pairs=held, eval_consensus=consensus_split(held, consensus_agreement) if panel else held,
+                   eval_single_rater=single_rater_view(held) if panel else held)
+    return out
+
+
 def load_labels(run, generation: int, name: str, *, accumulate: bool = True) -> list[dict]:
     """Annotation set `name` (train_pairs, eval_consensus, ...) of generation `generation`, or, with `accumulate`,
     of every generation up to it that has one, oldest first: the labelled set grows generation after generation

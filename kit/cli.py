@@ -13,15 +13,49 @@ def main(argv=None) -> int:
                                      allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from .config import PROFILES
+    from .flywheel import SCENARIOS
+    from .launch import STAGES
+
+    scenarios = tuple(SCENARIOS)
     fly = sub.add_parser("flywheel", help="run every stage notebook per generation into a run directory",
                          allow_abbrev=False)
     fly.add_argument("--run-dir", default="runs/main")
-    fly.add_argument("--profile", default="auto", help="tiny | cpu | gpu | auto (gpu on CUDA, else cpu)")
+    fly.add_argument("--profile", default="auto", metavar="{" + ",".join((*PROFILES, "auto")) + "}",
+                     help=f"{' | '.join(PROFILES)} | auto (gpu on CUDA, else cpu); default auto")
     fly.add_argument("--generations", type=int, default=3)
     fly.add_argument("--seed", type=int, default=0)
     fly.add_argument("--model", default="smollm2-135m-instruct", help="embedded name, HF id or local path")
-    fly.add_argument("--scenario", default="none",
-                     help="none | overfit | emoji | single_rater | off_policy (the lessons; see kit/flywheel.py)")
+    fly.add_argument("--scenario", default="none", metavar="{" + ",".join(scenarios) + "}",
+                     help=f"{' | '.join(scenarios)}: the lessons (kit/flywheel.py); default none")
+    fly.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="a notebook parameter for every notebook that has it (repeatable): e.g. -p "
+                          "traffic_path=logs.jsonl -p cards_dir=my_cards -p sft_lr=1e-3; VALUE is read as JSON "
+                          "(numbers, true/false, null, {...}), else as text")
+    fly.add_argument("--params", default=None, metavar="FILE",
+                     help="notebook parameters from a YAML or JSON file (an object); -p overrides it")
+
+    exp = sub.add_parser("export", help="the promoted policy (or a generation's candidate) as a merged model, its "
+                         "adapter, a model card and its datasets", allow_abbrev=False)
+    exp.add_argument("run_dir", help="a flywheel run directory")
+    exp.add_argument("--generation", type=int, default=None,
+                     help="export this generation's candidate (default: the policy promoted last)")
+    exp.add_argument("--out", default=None, help="default: RUN_DIR/export/gen_<g>/")
+    exp.add_argument("--no-merged", action="store_true", help="the adapter only (no merged model)")
+    exp.add_argument("--no-datasets", action="store_true", help="leave out datasets/")
+    exp.add_argument("--push-to-hub", default=None, metavar="REPO",
+                     help="upload the model and adapter (not the datasets) to this Hub repository, private")
+    exp.add_argument("--public", action="store_true", help="with --push-to-hub: create the repository public")
+
+    trn = sub.add_parser("train", help="one training stage from a run directory, as its notebook trains it; runs "
+                         "under `accelerate launch` for more than one GPU", allow_abbrev=False)
+    trn.add_argument("stage", choices=STAGES, help="sft: notebook 04's SFT on the SFT set it saved")
+    trn.add_argument("--run-dir", required=True)
+    trn.add_argument("--generation", type=int, required=True)
+    trn.add_argument("--out", default=None, help="default: where the notebook writes it (gen_<g>/policy/sft/adapter)")
+    trn.add_argument("--profile", default=None, help="default: the run's (manifest.json)")
+    trn.add_argument("--seed", type=int, default=None, help="default: the run's")
+    trn.add_argument("--model", default=None, help="default: the run's")
 
     smp = sub.add_parser("samples", help="regenerate data_samples/ with a fixed seed", allow_abbrev=False)
     smp.add_argument("--out", default=None, help="default: the repository's data_samples/")
@@ -53,7 +87,22 @@ def main(argv=None) -> int:
             from .flywheel import run_flywheel
 
             run_flywheel(args.run_dir, profile=args.profile, generations=args.generations, seed=args.seed,
-                         model_name=args.model, scenario=args.scenario)
+                         model_name=args.model, scenario=args.scenario,
+                         parameters=notebook_parameters(args.params, args.param))
+        elif args.command == "export":
+            from .export import check_repo, export, push_to_hub
+
+            if args.push_to_hub is not None:   # checked before the model is merged, not after
+                check_repo(args.push_to_hub)
+            folder = export(args.run_dir, args.generation, args.out, merged=not args.no_merged,
+                            datasets=not args.no_datasets)
+            if args.push_to_hub:
+                print("pushed:", push_to_hub(folder, args.push_to_hub, private=not args.public))
+        elif args.command == "train":
+            from .launch import main as train
+
+            train(args.stage, args.run_dir, args.generation, out=args.out, profile=args.profile, seed=args.seed,
+                  model_name=args.model)
         elif args.command == "samples":
             from .samples import make_samples
 
@@ -99,3 +148,58 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """KEY=VALUE from the command line: VALUE as JSON where it is JSON (1e-3, true, null, {"a": 1}), else text."""
+    import json
+
+    from .errors import ParameterError
+
+    key, eq, raw = text.partition("=")
+    if not eq or not key.strip().isidentifier():
+        raise ParameterError("param", "KEY=VALUE with a notebook parameter's name as KEY", text)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def notebook_parameters(path: str | None, pairs: list[str]) -> dict:
+    """--params FILE (YAML or JSON, one object), then every -p KEY=VALUE over it."""
+    params = read_params_file(path) if path else {}
+    for text in pairs:
+        key, value = parse_param(text)
+        params[key] = value
+    return params
+
+
+def read_params_file(path) -> dict:
+    """A YAML (.yaml, .yml) or JSON file holding one object of notebook parameters."""
+    import re
+
+    from .data import parse_json, read_text
+    from .errors import DataError, said
+
+    text = read_text(path, "a parameter file (YAML or JSON)")
+    if str(path).lower().endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
+            obj = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise DataError(path, mark.line + 1 if mark else None, None,
+                            f"YAML ({getattr(exc, 'problem', None) or 'unreadable'})") from None
+        # PyYAML reads YAML 1.1, where 1e-3 is text (1.0e-3 is a number): a learning rate written the common way
+        # would reach the notebook as a string
+        number = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
+        obj = {k: float(v) if isinstance(v, str) and number.match(v) else v for k, v in obj.items()} \
+            if isinstance(obj, dict) else obj
+    else:
+        obj = parse_json(text, path, None, "a JSON object of notebook parameters")
+    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+        raise DataError(path, None, None, "one object of notebook parameters (name: value)",
+                        said(f"a {type(obj).__name__}"))
+    return obj

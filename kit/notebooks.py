@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 from .errors import KitError
-from .paths import Run, atomic_path, repo_root
+from .paths import Run, atomic_path, bundled
 
 # Run once, before the first generation: the tour of the world, which also measures where the base model starts.
 SETUP_NOTEBOOKS = ("01_world",)
@@ -18,7 +21,15 @@ FINAL_NOTEBOOKS = ("08_flywheel",)
 
 
 def notebooks_dir() -> Path:
-    return repo_root() / "notebooks"
+    """notebooks/ of a checkout, the copy installed with the package, or $KIT_NOTEBOOKS."""
+    return bundled("notebook_files", "notebooks", "02_curation.ipynb", "KIT_NOTEBOOKS")
+
+
+# The kernel papermill starts logs, at every notebook, that it "is running over TCP without encryption". It listens on
+# 127.0.0.1 only, and its messages are signed with a key in a connection file only this user can read; so the warning
+# tells a batch user nothing they can act on, and the kernel's own log is kept to errors. Python warnings from the
+# notebooks' code are not affected (they are cell outputs).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def notebook_path(name: str) -> Path:
@@ -33,10 +44,14 @@ def parameters_of(path: str | Path) -> dict:
 
 
 def execute(name: str, run: Run, generation: int, parameters: dict, *, kernel: str = "python3",
-            progress: bool = True, output_name: str | None = None) -> Path:
+            progress: bool = True, output_name: str | None = None, status: str | None = None) -> Path:
     """Run notebooks/<name>.ipynb with `parameters` into <run>/gen_<g>/notebooks/<output_name or name>.ipynb
-    (atomically). If a cell fails, the executed notebook with its traceback is kept as <output>.failed.ipynb and a
-    KitError says, in one line, which notebook, which cell and what error."""
+    (atomically), in the run directory. If a cell fails, the executed notebook with its traceback is kept as
+    <output>.failed.ipynb and a KitError says, in one line, which notebook, which cell and what error.
+
+    `status`: the line to say it runs under (the flywheel's "[gen_0 of 3] 2/6 02_curation"). With `progress`, on a
+    terminal that line shows the cell running and the time so far, rewritten in place; in a log, it is printed
+    once. Papermill's own cell counter stays off."""
     import papermill as pm
 
     src = notebook_path(name)
@@ -48,10 +63,10 @@ def execute(name: str, run: Run, generation: int, parameters: dict, *, kernel: s
         raise KitError(f"{src}: no parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
     out = run.stage(generation, "notebooks", f"{output_name or name}.ipynb")
     failed = out.with_name(f"{out.stem}.failed.ipynb")
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, _Ticker(status, tmp, progress):
         try:
-            pm.execute_notebook(str(src), str(tmp), parameters=parameters, kernel_name=kernel, progress_bar=progress,
-                                cwd=str(notebooks_dir()), log_output=False)
+            pm.execute_notebook(str(src), str(tmp), parameters=parameters, kernel_name=kernel, progress_bar=False,
+                                cwd=str(run.root), log_output=False, extra_arguments=KERNEL_ARGUMENTS)
         except Exception as exc:   # a cell raised, or the kernel died: what ran is the batch user's one log
             kept = None
             if tmp.exists():
@@ -62,6 +77,49 @@ def execute(name: str, run: Run, generation: int, parameters: dict, *, kernel: s
     if failed.exists():   # an earlier failure of this notebook, run through now
         failed.unlink()
     return out
+
+
+class _Ticker:
+    """The line a running notebook stands on: on a terminal, rewritten every second with the cell papermill is
+    running (read from the output it saves at each cell) and the time so far; elsewhere printed once."""
+
+    def __init__(self, status: str | None, output: Path, progress: bool):
+        self.status, self.output = status, output
+        self.live = bool(status) and progress and sys.stdout.isatty()
+        self.done = threading.Event()
+
+    def __enter__(self):
+        if self.status and not self.live:
+            print(f"{self.status}: running ...", flush=True)
+        if self.live:
+            self.start = time.perf_counter()
+            self.thread = threading.Thread(target=self._tick, daemon=True)
+            self.thread.start()
+        return self
+
+    def _cell(self) -> str:
+        try:
+            cells = [c for c in json.loads(self.output.read_text(encoding="utf-8"))["cells"]
+                     if c.get("cell_type") == "code"]
+        except (OSError, ValueError, KeyError, TypeError):   # not written yet, or being written
+            return ""
+        states = [c.get("metadata", {}).get("papermill", {}).get("status") for c in cells]
+        begun = sum(s in ("running", "completed") for s in states)
+        return f"cell {begun}/{len(cells)}, " if begun else ""
+
+    def _tick(self) -> None:
+        while not self.done.wait(1.0):
+            line = f"{self.status}: {self._cell()}{time.perf_counter() - self.start:.0f} s"
+            sys.stdout.write("\r" + line[:150].ljust(80))
+            sys.stdout.flush()
+
+    def __exit__(self, *exc):
+        if self.live:
+            self.done.set()
+            self.thread.join()
+            sys.stdout.write("\r" + " " * 80 + "\r")
+            sys.stdout.flush()
+        return False
 
 
 def failure_line(name: str, generation: int, exc: Exception, kept: Path | None) -> str:

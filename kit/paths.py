@@ -7,6 +7,8 @@ Layout::
     <run_dir>/gen_<g>/<stage>/...                 the stage's datasets, adapters, plots
     <run_dir>/gen_<g>/notebooks/<name>.ipynb      executed notebooks (the flywheel writes these)
     <run_dir>/replies/<digest>.json               policy replies to fixed prompt sets, shared by the generations
+    <run_dir>/tracking/gen_<g>/<notebook>-<n>/    TensorBoard logs, with report_to="tensorboard" (kit.training)
+    <run_dir>/export/gen_<g>/                     `python -m kit export`: merged model, adapter, card, datasets
 
 Every write is atomic: the content goes to a temporary sibling first and is renamed into place, so a crash
 leaves the previous artifact or none, never half of one. What a killed process left behind is removed by the next
@@ -30,8 +32,8 @@ from typing import Any, Iterator
 from .errors import KitError
 
 STAGES = ("world", "traffic", "curation", "annotation", "rewards", "policy", "eval", "ab", "notebooks")
-PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes",
-            "sentence-transformers", "unsloth", "numpy", "papermill")
+PACKAGES = ("characterflywheel-kit", "torch", "transformers", "trl", "peft", "datasets", "accelerate",
+            "bitsandbytes", "sentence-transformers", "unsloth", "numpy", "papermill")
 
 
 def cache_dir() -> Path:
@@ -46,8 +48,26 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def bundled(inside: str, checkout: str, marker: str, env: str) -> Path:
+    """A folder the kit ships (the notebooks, the samples): $<env> if set; in a checkout, `checkout` beside the
+    package; installed from a wheel, kit/<inside>/ (pyproject.toml maps the folder there as package data)."""
+    if os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
+    for here in (repo_root() / checkout, Path(__file__).resolve().parent / inside):
+        if (here / marker).exists():
+            return here
+    raise KitError(f"the kit's {checkout}/ is neither beside the package ({repo_root() / checkout}) nor installed "
+                   f"with it; set {env} to its location")
+
+
 def samples_dir() -> Path:
-    return repo_root() / "data_samples"
+    """data_samples/: the 14 cards, conversations and preference pairs."""
+    return bundled("data_samples", "data_samples", "cards", "KIT_SAMPLES")
+
+
+def is_checkout() -> bool:
+    """Whether the kit runs from a git checkout (rather than installed from a wheel)."""
+    return (repo_root() / ".git").exists() and (repo_root() / "kit" / "__init__.py").exists()
 
 
 # ---------------------------------------------------------------------------------------------- atomic writes
@@ -279,6 +299,10 @@ def package_versions() -> dict:
 
 
 def git_commit() -> str | None:
+    """The checkout's commit (+ "-dirty"); None when the kit is installed rather than run from a checkout (the
+    manifest's package versions say which kit it was)."""
+    if not is_checkout():
+        return None
     try:
         res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=5)
         commit = res.stdout.strip()

@@ -36,5 +36,7 @@ else
   echo "$stamp" > "$venv/.kit-setup"
   echo "setup: done"
 fi
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# No HF_HUB_OFFLINE here: `python -m kit flywheel` sets it for its notebooks when every model and data set is embedded
+# or local (kit.flywheel.needs_hub), so `--model <hub id>` downloads as it should; the tests set it themselves.
+export TOKENIZERS_PARALLELISM=false
 export PATH="$venv/bin:$PATH"

@@ -113,3 +113,17 @@ def test_reply_noise_widens_the_interval_when_the_cache_is_small():
     assert width(wide["depth"]["ci95"]) > width(out["depth"]["ci95"])
     assert wide["reply_noise"]["n_sims"] == 6
     assert abtest.reply_noise(out, world, cache, pool, assignment, days=3, seed=0, max_turns=6, n_sims=6) == wide
+
+
+def test_a_designed_90_10_split_is_no_sample_ratio_mismatch():
+    from pathlib import Path
+
+    from kit.errors import ParameterError
+
+    events = abtest.import_log(Path(__file__).parent / "user_files" / "ab_log_90_10.jsonl",
+                               {"A": "control", "B": "treatment"})
+    assert abtest.analyse(events, n_boot=50)["srm"].startswith("MISMATCH"), "against an equal split"
+    designed = abtest.analyse(events, share={"control": 0.9, "treatment": 0.1}, n_boot=50)
+    assert designed["srm"] == "ok" and designed["exposed"] == {"control": 180, "treatment": 20}
+    with pytest.raises(ParameterError, match="ab_split"):
+        abtest.designed_split({"control": 0.9, "B": 0.1})

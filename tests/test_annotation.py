@@ -94,3 +94,20 @@ def test_candidate_pool_fills_every_slot(world):
     assert all(len(c) == 3 and all(x["reply"] for x in c) for c in out)
     assert all(sum(x["origin"] == "expert-rewrite" for x in c) == 1 for c in out)   # a third of 3 slots: one
     assert {x["origin"] for c in out for x in c} == {"expert-rewrite", "policy:deployed", "policy:base"}
+
+
+def test_imported_labels_split_by_held_out_opening():
+    from kit.curation import is_eval
+
+    pairs = [{"prompt": [{"role": "user", "content": f"question {i}"}], "character_id": "luna",
+              "chosen": [{"role": "assistant", "content": "yes"}], "rejected": [{"role": "assistant", "content": "no"}],
+              "n_raters": 1, "agreement": 1.0, "single_rater_agrees": True} for i in range(40)]
+    out = annotation.imported_split(pairs, 0.3, 0.8)
+    held = out["eval_pairs"]
+    assert held and len(held) + len(out["train_pairs"]) == 40
+    assert all(is_eval({"character_id": "luna", "messages": p["prompt"]}, 0.3) for p in held)
+    assert out["eval_consensus"] == held and out["eval_single_rater"] == held, "the user's own labels, no panel"
+    kept = [p for p in pairs if p in out["train_pairs"]]
+    assert set(annotation.imported_split(kept, 0.3, 0.8)) == {"train_pairs"}, "none held out: simulated eval stays"
+    with pytest.raises(KitError, match="none is left to train on"):
+        annotation.imported_split(held, 0.3, 0.8)

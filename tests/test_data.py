@@ -117,3 +117,40 @@ def test_import_writes_redacted_text_only(tmp_path):
     assert "sam.lee" not in text and "Oak Street" not in text and "6789" not in text
     assert "[EMAIL]" in text and "[ADDRESS]" in text and "[GOV_ID]" in text
     assert "sam.lee@gmail.com" in src.read_text(), "the user's own file stays as it was"
+
+
+USER = __import__("pathlib").Path(__file__).parent / "user_files"
+
+
+def test_conversations_get_source_and_id_where_absent(tmp_path):
+    bare = {"character_id": "luna", "messages": GOOD["messages"]}
+    convs = load_conversations(write_jsonl(tmp_path / "c.jsonl", [bare, bare]))
+    assert [(c["conversation_id"], c["source"]) for c in convs] == [("row-1", "user"), ("row-2", "user")]
+    with pytest.raises(DataError, match="field 'conversation_id'"):
+        load_conversations(write_jsonl(tmp_path / "n.jsonl", [dict(bare, conversation_id=None)]))
+
+
+def test_trl_standard_and_implicit_prompt_preferences():
+    from kit.world.characters import load_cards
+
+    pairs = load_preferences(USER / "preferences_trl.jsonl", load_cards(USER / "cards"))
+    plain, implicit, longer = pairs
+    assert plain["prompt"] == [{"role": "user", "content": "will I get the job?"}]
+    assert plain["rejected"] == [{"role": "assistant", "content": "I am an AI and cannot predict the future."}]
+    assert implicit["prompt"] == [{"role": "user", "content": "can you fix it?"}] and len(implicit["chosen"]) == 1
+    assert [m["role"] for m in longer["prompt"]] == ["user", "assistant", "user"]
+    assert longer["chosen"][0]["content"].startswith("Cold water")
+
+
+def test_a_real_ab_log_maps_arms_and_counts_days_from_timestamps(tmp_path):
+    events = load_ab_log(USER / "ab_log_90_10.jsonl", {"A": "control", "B": "treatment"})
+    assert {e["arm"] for e in events} == {"control", "treatment"}
+    assert min(e["day"] for e in events) == 0 and max(e["day"] for e in events) == 2
+    first = json.loads((USER / "ab_log_90_10.jsonl").read_text().splitlines()[0])
+    assert first["timestamp"].startswith("2026-11-17") and events[0]["day"] == 1
+    epoch = [{"type": "exposure", "user_id": "u1", "arm": "A", "timestamp": 1_700_000_000},
+             {"type": "message", "user_id": "u1", "arm": "A", "timestamp": 1_700_000_000_000 + 86_400_000}]
+    days = [e["day"] for e in load_ab_log(write_jsonl(tmp_path / "e.jsonl", epoch), {"A": "control"})]
+    assert days == [0, 1], "seconds and milliseconds since 1970"
+    with pytest.raises(DataError, match=":1: field 'arm'"):
+        load_ab_log(USER / "ab_log_90_10.jsonl")

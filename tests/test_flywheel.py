@@ -30,6 +30,69 @@ def test_scenarios_only_name_real_notebook_parameters():
         flywheel.scenario_parameters("nope", "02_curation")
 
 
+USER = __import__("pathlib").Path(__file__).parent / "user_files"
+
+
+def test_notebook_parameters_are_checked_and_made_absolute(monkeypatch):
+    monkeypatch.chdir(USER)
+    params = flywheel.check_parameters({"cards_dir": "cards", "sft_path": {"path": "sharegpt.jsonl",
+                                        "columns": {"conversations": "messages", "from": "role", "value": "content",
+                                                    "character": "character_id"},
+                                        "roles": {"human": "user", "gpt": "assistant"}},
+                                        "labels_path": "preferences_trl.jsonl", "ab_log_path": "ab_log_90_10.jsonl",
+                                        "ab_arms": {"A": "control", "B": "treatment"}, "sft_lr": 1e-3}, "tiny")
+    assert params["cards_dir"] == str(USER / "cards") and params["sft_path"]["path"] == str(USER / "sharegpt.jsonl")
+    assert params["labels_path"] == str(USER / "preferences_trl.jsonl") and params["sft_lr"] == 1e-3
+    assert not flywheel.needs_hub("smollm2-135m-instruct", params)
+    assert flywheel.needs_hub("HuggingFaceTB/SmolLM2-135M-Instruct", {})
+    assert flywheel.needs_hub("smollm2-135m-instruct", {"traffic_path": "someone/roleplay-logs"})
+
+
+def test_the_notebooks_environment_is_set_while_they_run_and_put_back(monkeypatch):
+    import os
+
+    monkeypatch.delenv("KIT_BATCH", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with flywheel.environment({"KIT_BATCH": "1", "HF_HUB_OFFLINE": "1"}):
+        assert os.environ["KIT_BATCH"] == "1" and os.environ["HF_HUB_OFFLINE"] == "1"
+    assert "KIT_BATCH" not in os.environ and os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+@pytest.mark.slow
+def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
+    """The routes of a user's own data through a batch run: their cards (V1, V2, V3, PNG), real SFT conversations
+    (ShareGPT), real preference labels (12 pairs: 9 train, the 3 with held-out openings evaluate) and a real 90/10
+    A/B log with its own arm names and timestamps.
+    Traffic stays the world's (the imported logs carry no user signals, which the signal models need)."""
+    spec = {"path": str(USER / "sharegpt.jsonl"), "columns": {"conversations": "messages", "from": "role",
+                                                             "value": "content", "character": "character_id"},
+            "roles": {"human": "user", "gpt": "assistant"}}
+    run = flywheel.run_flywheel(str(tmp_path / "mine"), profile="tiny", generations=1, seed=0, progress=False,
+                                parameters={"cards_dir": str(USER / "cards"), "sft_path": spec,
+                                            "labels_path": str(USER / "labels.jsonl"),
+                                            "ab_log_path": str(USER / "ab_log_90_10.jsonl"),
+                                            "ab_arms": {"A": "control", "B": "treatment"},
+                                            "ab_split": {"control": 0.9, "treatment": 0.1}})
+    out = capsys.readouterr().out
+    assert "HF_HUB_OFFLINE=1" in out and "[gen_0 of 1] 3/6 04_sft: done in" in out
+    world = run.read_metrics(0, "world")
+    annotation = run.read_metrics(0, "annotation")
+    assert world and annotation["labels"].endswith("labels.jsonl") and annotation["train_pairs"] == 9
+    from kit.data import load_dataset_dir
+
+    assert len(load_dataset_dir(run.stage(0, "annotation", "eval_consensus"))) == 3, "held-out labels evaluate"
+    assert run.read_metrics(0, "policy", "rs")["sft_origins"] == {"imported": 7}
+    ab = run.read_metrics(0, "ab")
+    assert ab["exposed"] == {"control": 180, "treatment": 20} and ab["srm"] == "ok"
+    import json
+
+    executed = json.loads((run.root / "gen_0" / "notebooks" / "02_curation.ipynb").read_text())
+    injected = next(c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    assert str(USER / "cards") in "".join(injected["source"])
+    with pytest.raises(ParameterError, match="run_dir"):   # the same directory with other parameters
+        flywheel.run_flywheel(str(run.root), profile="tiny", generations=1, seed=0, progress=False)
+
+
 @pytest.mark.slow
 def test_tiny_flywheel_two_generations(tiny_flywheel):
     run = tiny_flywheel

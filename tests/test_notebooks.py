@@ -27,6 +27,13 @@ def test_committed_clean_with_parameters(name):
     assert nb["cells"][0]["cell_type"] == "markdown", "the top says which step, what it reads and writes"
 
 
+def test_every_notebook_but_the_trajectory_takes_a_cast():
+    """A user's own cards replace the 14 samples in every notebook that builds the world (08 only reads the run)."""
+    for name in NOTEBOOKS:
+        if name != "08_flywheel":
+            assert "cards_dir" in parameters_of(notebooks_dir() / f"{name}.ipynb"), name
+
+
 def _errors(path: Path) -> list:
     executed = json.loads(Path(path).read_text())
     return [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -71,3 +78,36 @@ def test_a_failed_notebook_is_kept_and_named_in_one_line(failing_notebook, tmp_p
     path.write_text(path.read_text().replace("raise ValueError", "print"))
     execute(failing_notebook, run, 0, params, progress=False)
     assert sorted(p.name for p in kept.parent.iterdir()) == ["fails.ipynb"]
+
+
+def test_a_notebook_runs_in_the_run_directory_without_the_kernels_tcp_warning(tmp_path, monkeypatch, capfd):
+    """The kernel's "running over TCP without encryption" went to the console at every notebook; warnings from
+    the notebook's own code stay in its outputs."""
+    import kit.notebooks
+
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {"tags": ["parameters"]}, "outputs": [],
+              "source": "run_dir = 'x'\ngeneration = 0"},
+             {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+              "source": "import os, warnings\nprint(os.getcwd())\nwarnings.warn('from the notebook')"}]
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    (folder / "hello.ipynb").write_text(json.dumps({"cells": cells, "metadata": {"kernelspec": {
+        "display_name": "Python 3", "language": "python", "name": "python3"}}, "nbformat": 4, "nbformat_minor": 4}))
+    monkeypatch.setattr(kit.notebooks, "notebooks_dir", lambda: folder)
+    run = Run(tmp_path / "run")
+    out = execute("hello", run, 0, dict(run_dir=str(run.root), generation=0), status="[gen 0/1] hello")
+    console = capfd.readouterr()
+    assert "without encryption" not in console.err + console.out
+    assert console.out == "[gen 0/1] hello: running ...\n"
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    assert outputs[0]["text"] == [str(run.root) + "\n"] or "".join(outputs[0]["text"]) == str(run.root) + "\n"
+    assert any("from the notebook" in "".join(o.get("text", "")) for o in outputs)
+
+
+def test_bitsandbytes_cpu_kernel_lookup_is_kept_quiet():
+    import logging
+
+    import kit  # noqa: F401
+
+    assert logging.getLogger("bitsandbytes.backends.cpu.ops").level == logging.ERROR
+

@@ -113,3 +113,43 @@ def test_a_run_directory_that_is_a_file_is_a_clear_error(tmp_path):
         Run(tmp_path / "f")
     with pytest.raises(KitError, match="expected a folder to write"):
         write_json(tmp_path / "f" / "a.json", {})
+
+
+def test_the_kit_works_installed_from_a_wheel(tmp_path):
+    """Built as a wheel and installed (not editable) into a folder of its own, the kit finds its notebooks and
+    samples inside the package, reads no repository and claims no git commit. The build runs on a copy, so the
+    checkout gets no build/ or egg-info."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("kit", "notebooks", "data_samples"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp_path / "dist"),
+                          str(src)], check=True, capture_output=True, cwd=tmp_path)
+    wheel = next((tmp_path / "dist").glob("*.whl"))
+    subprocess.run(pip + ["install", "--no-deps", "--no-index", "--target", str(tmp_path / "site"), str(wheel)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    check = ("import kit, json\n"
+             "from kit.notebooks import notebooks_dir\n"
+             "from kit.paths import samples_dir, git_commit\n"
+             "from kit.world.characters import load_cards\n"
+             "print(json.dumps([kit.__file__, str(notebooks_dir()), len(list(notebooks_dir().glob('*.ipynb'))),\n"
+             "                  str(samples_dir()), len(load_cards()), git_commit()]))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KIT_NOTEBOOKS", "KIT_SAMPLES")}
+    env["PYTHONPATH"] = str(tmp_path / "site")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         check=True).stdout
+    where, notebooks, n_notebooks, samples, n_cards, commit = json.loads(out)
+    site = str(tmp_path / "site" / "kit")
+    assert where.startswith(site) and notebooks.startswith(site) and samples.startswith(site)
+    assert n_notebooks == len(list((root / "notebooks").glob("*.ipynb"))) and n_cards == 14 and commit is None
+    help_text = subprocess.run([sys.executable, "-m", "kit", "flywheel", "--help"], capture_output=True, text=True,
+                               cwd=tmp_path, env=env, check=True).stdout
+    assert "--params FILE" in help_text

@@ -58,3 +58,23 @@ def test_gpu_check_on_a_machine_without_a_gpu_says_so_and_does_nothing(tmp_path)
                           cwd=copy, timeout=60)
     assert proc.returncode != 0 and "no CUDA GPU" in proc.stderr
     assert sorted(p.name for p in copy.iterdir()) == ["scripts"]   # no .venv, no runs/, no results
+
+
+def test_pyproject_declares_the_pins_of_the_requirement_files():
+    """`pip install .` gets what scripts/setup.sh installs: the direct pins of requirements.txt (pytest as the test
+    extra), the GPU extra of requirements-gpu.txt (torch is pinned there again only to hold it), and nothing the
+    constraints pin otherwise."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def as_pins(specs):
+        return {re.split("==", s)[0].lower().replace("_", "-"): s.split("==")[1] for s in specs}
+
+    extras = project["optional-dependencies"]
+    assert as_pins(project["dependencies"] + extras["test"]) == pins("requirements.txt")
+    gpu = pins("requirements-gpu.txt")
+    gpu.pop("torch")
+    assert as_pins(extras["gpu"]) == gpu
+    constraints = pins("constraints.txt")
+    assert all(constraints.get(name, version) == version for name, version in as_pins(project["dependencies"]).items())

@@ -14,10 +14,18 @@ from .prompts import user_message
 from .users import sample_signals
 
 
-def _pick_card(world, favourites: dict, r: np.random.Generator):
-    cats = [c for c in favourites if favourites[c] > 0 and any(k.category == c for k in world.cards.values())]
+def favourite_category(favourites: dict, present, r: np.random.Generator) -> str:
+    """A category the user likes, among those the cast has, drawn by the user's weights. A cast of one's own may
+    have none of them (a learner likes tutors; a cast of companions has none): then any of the cast's categories."""
+    cats = [c for c in favourites if favourites[c] > 0 and c in present]
     p = np.array([favourites[c] for c in cats], dtype=float)
-    cat = cats[int(r.choice(len(cats), p=p / p.sum()))]
+    if not cats:
+        cats, p = sorted(present), np.ones(len(present))
+    return cats[int(r.choice(len(cats), p=p / p.sum()))]
+
+
+def _pick_card(world, favourites: dict, r: np.random.Generator):
+    cat = favourite_category(favourites, {k.category for k in world.cards.values()}, r)
     ids = sorted(k for k, card in world.cards.items() if card.category == cat)
     return world.cards[ids[int(r.integers(len(ids)))]]
 

@@ -93,8 +93,7 @@ case(C + "messages_string.jsonl", lines(conv(messages="hi")), "field 'messages':
 case(C + "messages_empty.jsonl", lines(conv(messages=[])), "field 'messages': expected a non-empty list")
 case(C + "message_not_object.jsonl", lines(conv(messages=["hi", BOT])), "field 'messages[0]'")
 case(C + "source_unknown.jsonl", lines(conv(source="web")), "field 'source'")
-case(C + "conversation_id_missing.jsonl", lines(line({k: v for k, v in CONV.items() if k != "conversation_id"})),
-     "field 'conversation_id'")
+case(C + "conversation_id_null.jsonl", lines(conv(conversation_id=None)), "field 'conversation_id'")
 case(C + "conversation_id_number.jsonl", lines(conv(conversation_id=7)), "field 'conversation_id'")
 case(C + "user_id_empty.jsonl", lines(conv(user_id=" ")), "field 'user_id'")
 case(C + "user_id_email.jsonl", lines(conv(user_id="maria.garcia@gmail.com")),
@@ -136,6 +135,8 @@ case(P + "chosen_user_role.jsonl", lines(pair(chosen=[USER])), "chosen[-1].role"
 case(P + "rejected_missing.jsonl", lines(line({k: v for k, v in PAIR.items() if k != "rejected"})),
      "field 'rejected'")
 case(P + "chosen_string.jsonl", lines(pair(chosen="hey")), "field 'chosen'")
+case(P + "strings_without_prompt.jsonl", lines(line({"chosen": "hey there!", "rejected": "no.", "character_id": "luna"})),
+     "field 'prompt': expected a prompt")
 case(P + "source_unknown.jsonl", lines(pair(source="web")), "field 'source'")
 case(P + "character_id_number.jsonl", lines(pair(character_id=5)), "field 'character_id'")
 case(P + "single_rater_agrees_string.jsonl", lines(pair(single_rater_agrees="yes")), "field 'single_rater_agrees'")
@@ -165,6 +166,8 @@ case(A + "user_id_missing.jsonl", lines(line({k: v for k, v in EVENT.items() if 
 case(A + "user_id_number.jsonl", lines(event(user_id=42)), "field 'user_id'")
 case(A + "user_id_email.jsonl", lines(event(user_id="sam.lee@gmail.com")), "expected an opaque id")
 case(A + "empty.jsonl", "\n", "an empty file")
+case(A + "timestamp_words.jsonl", lines(line({k: v for k, v in EVENT.items() if k != "day"} | {"timestamp": "monday"})),
+     "field 'timestamp': expected an ISO 8601 time")
 case(A + "not_utf8.jsonl", lines(event()).encode() + b"\x80\n", ":2: expected UTF-8 text")
 case(A + "json_array.jsonl", lines("[" + event() + "]"), "expected a JSON object")
 
@@ -178,11 +181,25 @@ def card(edit) -> dict:
     return obj
 
 
+def png(chunks: dict) -> bytes:
+    """A small PNG image with these text chunks, as bytes (Pillow)."""
+    import io
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info, out = PngInfo(), io.BytesIO()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    Image.new("RGB", (4, 4)).save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
 def fly(obj) -> dict:
     return obj["data"]["extensions"]["flywheel"]
 
 
-case(K + "list.json", json.dumps([CARD]), "expected a JSON object (a Character Card V2)")
+case(K + "list.json", json.dumps([CARD]), "expected a JSON object (a Character Card V2, V3 or V1)")
 case(K + "not_utf8.json", json.dumps(CARD).replace("Luna", "Lun\udcff", 1).encode("utf-8", "surrogateescape"),
      "expected UTF-8 text")
 case(K + "truncated.json", json.dumps(CARD, indent=2)[:200], "expected a JSON object (")
@@ -191,7 +208,7 @@ case(K + "folder.json", None, "a folder")
 case(K + "nan.json", json.dumps(card(lambda o: o["data"].update(depth=float("nan")))), "NaN")
 case(K + "duplicate_key.json", json.dumps(CARD).replace('"name": "Luna"', '"name": "Luna", "name": "Sol"'),
      "field 'name': expected each key once")
-case(K + "spec_wrong.json", card(lambda o: o.update(spec="chara_card_v3")), "field 'spec'")
+case(K + "spec_wrong.json", card(lambda o: o.update(spec="chara_card_v9")), "field 'spec'")
 case(K + "data_missing.json", {"spec": "chara_card_v2", "spec_version": "2.0"}, "field 'data'")
 case(K + "name_empty.json", card(lambda o: o["data"].update(name="")), "field 'data.name'")
 case(K + "name_too_long.json", card(lambda o: o["data"].update(name="L" * 300)), "field 'data.name': expected at most")
@@ -205,8 +222,9 @@ case(K + "scenario_number.json", card(lambda o: o["data"].update(scenario=3)), "
 case(K + "tags_string.json", card(lambda o: o["data"].update(tags="pirate")), "field 'data.tags'")
 case(K + "tags_numbers.json", card(lambda o: o["data"].update(tags=[1, 2])), "field 'data.tags'")
 case(K + "extensions_list.json", card(lambda o: o["data"].update(extensions=[])), "field 'data.extensions'")
-case(K + "flywheel_missing.json", card(lambda o: o["data"]["extensions"].pop("flywheel")),
+case(K + "flywheel_string.json", card(lambda o: o["data"]["extensions"].update(flywheel="yes")),
      "data.extensions.flywheel")
+case(K + "greeting_turn_string.json", card(lambda o: fly(o).update(greeting_turn="no")), "flywheel.greeting_turn")
 case(K + "category_unknown.json", card(lambda o: fly(o).update(category="wizard")), "flywheel.category")
 case(K + "topics_string.json", card(lambda o: fly(o).update(topics="the stars")), "flywheel.topics")
 case(K + "instructions_empty.json", card(lambda o: fly(o).update(instructions=[])), "flywheel.instructions")
@@ -216,6 +234,10 @@ case(K + "max_sentences_string.json", card(lambda o: fly(o)["instructions"][2].u
 case(K + "max_sentences_true.json", card(lambda o: fly(o)["instructions"][2].update(n=True)), "instructions[2].n")
 case(K + "use_emoji_number.json", card(lambda o: fly(o)["instructions"][1].update(emoji=5)),
      "instructions[1].emoji")
+case(K + "not_a_png.png", json.dumps(CARD), "expected a PNG image")
+case(K + "png_without_card.png", png({"Software": "a paint program"}), "a 'ccv3' or 'chara' text chunk")
+case(K + "png_chunk_not_base64.png", png({"chara": "not base64 at all!"}), "chunk 'chara'")
+case(K + "png_cut_short.png", png({"chara": "x" * 200})[:60], "a whole PNG file")
 case(K + "never_mention_string.json", card(lambda o: fly(o)["instructions"].append({"type": "never_mention",
                                                                                     "terms": "AI"})),
      "instructions[4].terms")
