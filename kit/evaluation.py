@@ -101,7 +101,6 @@ def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, t
     import json
     from pathlib import Path
 
-    from .generation import generate_replies
     from .paths import read_json, write_json
     from .seeding import derive
 
@@ -121,7 +120,7 @@ def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, t
                     print(f"eval: {name}: {len(prompts)} replies read back from {path.name} (same weights, prompts "
                           f"and seed)")
                     continue
-        out[name] = generate_replies(p.model, p.tokenizer, prompts, desc=f"eval: {name}", stats=p.stats, **settings)
+        out[name] = p.sample(prompts, desc=f"eval: {name}", **settings)
         if path is not None:
             write_json(path, {"source": p.source, "settings": settings, "replies": out[name]})
     return out

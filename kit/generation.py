@@ -110,6 +110,13 @@ class Policy:
         return cls(name or (str(adapter) if adapter else model_name), model, tokenizer, seed=seed,
                    source=weights_fingerprint(model_name, adapter), **kw)
 
+    def sample(self, conversations: list[list[dict]], *, max_new_tokens: int, temperature: float, top_p: float,
+               batch_size: int, seed: int, desc: str, progress: bool = True) -> list[str]:
+        """Replies with every sampling setting given (kit.evaluation.generate_for caches them by these)."""
+        return generate_replies(self.model, self.tokenizer, conversations, max_new_tokens=max_new_tokens,
+                                temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed, desc=desc,
+                                progress=progress, stats=self.stats)
+
     def reply(self, conversations: list[list[dict]], *, seed_key="", temperature: float | None = None,
               desc: str | None = None, progress: bool = True) -> list[str]:
         return generate_replies(

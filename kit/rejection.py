@@ -18,6 +18,8 @@ not the weights, carry the earlier generations forward.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .errors import KitError
@@ -75,23 +77,60 @@ def select(table, follow_weight: float = 2.0, min_following: float = 0.0):
     return table
 
 
-def sft_records(items: list[dict], table, cards: dict | None = None) -> list[dict]:
+TERMINAL = re.compile(r"[.!?\u2026][\"')\]*\u2019\u201d]*$")
+
+
+def complete_sentences(text: str, max_words: int | None) -> str:
+    """The reply as whole sentences within `max_words`: a candidate the token limit cut off loses its unfinished
+    last sentence, and sentences past the budget go. An SFT target that stops mid-word, or runs to the limit,
+    teaches the policy to ramble until the limit cuts it (and an end-of-reply rule, like a closing question, is
+    then cut too); a whole reply within the budget teaches it to finish. A text with no whole sentence is cut at
+    `max_words` words and closed."""
+    from .features import sentences, words
+
+    parts = sentences(text)
+    if len(parts) > 1 and not TERMINAL.search(parts[-1].strip()):
+        parts = parts[:-1]
+    if max_words is None:
+        return " ".join(parts) if parts else text
+    kept, total = [], 0
+    for part in parts:
+        n = len(words(part))
+        if total + n > max_words:
+            break
+        kept.append(part)
+        total += n
+    if kept:
+        return " ".join(kept)
+    return " ".join(text.split()[:max_words]).rstrip(",;:-") + "."
+
+
+def target_words(max_new_tokens: int) -> int:
+    """The word budget of an SFT target: room, within the generation limit, for the rule edits a rater may add
+    (a catchphrase, a closing question). About 1.4 tokens a word for the embedded tokenizer."""
+    return max(8, int(max_new_tokens / 1.4) - 8)
+
+
+def sft_records(items: list[dict], table, cards: dict | None = None, max_words: int | None = None) -> list[dict]:
     """The kept candidates as SFT examples: the conversation so far and the reply, conversational form.
 
-    With `cards`, a kept reply that still breaks one of its card's rules goes through the raters' steerability
-    workflow first: the rule-based edits a rater makes (catchphrase added, emoji added, cut to the sentence
-    limit, AI talk removed; kit.world.instructions.enforce). Its origin then ends in "+rater-fix" and
-    `following` is re-measured, so the SFT set teaches the card rather than the model's own slips."""
+    Each kept reply is first cut to whole sentences within `max_words` (complete_sentences). With `cards`, a kept
+    reply that still breaks one of its card's rules then goes through the raters' steerability workflow: the
+    rule-based edits a rater makes (catchphrase added, emoji added, cut to the sentence limit, AI talk removed;
+    kit.world.instructions.enforce). Its origin then ends in "+rater-fix" and `following` is re-measured, so the
+    SFT set teaches the card rather than the model's own slips."""
     out = []
     for row in table[table["selected"]].itertuples():
         it = items[row.item]
-        reply, origin, following = row.reply, row.origin, float(row.following)
-        if cards is not None and following < 1.0:
+        reply, origin, following = complete_sentences(row.reply, max_words), row.origin, float(row.following)
+        if cards is not None:
             card = cards[it["character_id"]]
-            fixed = card.enforce(reply, it.get("user_name"))
-            if fixed.strip() and fixed != reply:
-                reply, origin = fixed, f"{origin}+rater-fix"
-                following = float(card.following_score(fixed, it.get("user_name")))
+            following = float(card.following_score(reply, it.get("user_name")))
+            if following < 1.0:
+                fixed = card.enforce(reply, it.get("user_name"))
+                if fixed.strip() and fixed != reply:
+                    reply, origin = fixed, f"{origin}+rater-fix"
+                    following = float(card.following_score(fixed, it.get("user_name")))
         out.append({"prompt": [{"role": m["role"], "content": m["content"]} for m in it["history"]
                                if m["role"] != "system"],
                     "completion": [{"role": "assistant", "content": reply}],
@@ -102,12 +141,20 @@ def sft_records(items: list[dict], table, cards: dict | None = None) -> list[dic
     return out
 
 
-def rewrite_records(pairs: list[dict]) -> list[dict]:
-    """The raters' compliant rewrites from annotation (the chosen side of steerability pairs) as SFT examples."""
-    out = [{"prompt": p["prompt"], "completion": p["chosen"], "character_id": p["character_id"],
-            "user_name": p.get("user_name"), "source": p.get("source", "user"), "prompt_id": p.get("prompt_id"),
-            "origin": "rater-rewrite", "reward": float("nan"), "following": float("nan")}
-           for p in pairs if p.get("origin") == "steerability-rewrite"]
+def rewrite_records(pairs: list[dict], cards: dict | None = None, max_words: int | None = None) -> list[dict]:
+    """The raters' compliant rewrites from annotation (the chosen side of steerability pairs) as SFT examples, cut
+    to whole sentences within `max_words` like the kept candidates (and, with `cards`, the rules re-applied)."""
+    out = []
+    for p in pairs:
+        if p.get("origin") != "steerability-rewrite":
+            continue
+        reply = complete_sentences(p["chosen"][0]["content"], max_words)
+        if cards is not None:
+            reply = cards[p["character_id"]].enforce(reply, p.get("user_name"))
+        out.append({"prompt": p["prompt"], "completion": [{"role": "assistant", "content": reply}],
+                    "character_id": p["character_id"], "user_name": p.get("user_name"),
+                    "source": p.get("source", "user"), "prompt_id": p.get("prompt_id"), "origin": "rater-rewrite",
+                    "reward": float("nan"), "following": float("nan")})
     assert_no_pii(out, "rater rewrites")
     return out
 

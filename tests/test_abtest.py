@@ -7,11 +7,12 @@ from kit.errors import KitError
 
 class Canned:
     """A stand-in policy: reply i to a batch of prompts is make(i)."""
+    max_new_tokens, temperature, top_p, batch_size, source = 8, 0.8, 0.95, 8, None
 
     def __init__(self, make):
         self.make = make
 
-    def reply(self, prompts, **_):
+    def sample(self, prompts, **_):
         return [self.make(i) for i in range(len(prompts))]
 
 

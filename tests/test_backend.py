@@ -210,7 +210,8 @@ pair = {"prompt": history, "chosen": [{"role": "assistant", "content": "Hello!"}
         "rejected": [{"role": "assistant", "content": "No."}], "character_id": "aria"}
 record = {"prompt": history, "completion": [{"role": "assistant", "content": "Hello!"}], "character_id": "aria"}
 item = {"character_id": "aria", "user_name": None, "history": history}
-policy, reward = stage_config(PolicyConfig, "tiny"), stage_config(RewardModelConfig, "tiny")
+# the causal-LM reward model is the path that binds TRL's RewardTrainer (the embedding model binds no trainer)
+policy, reward = stage_config(PolicyConfig, "tiny"), stage_config(RewardModelConfig, "tiny", rm_backbone="policy")
 NAME = "smollm2-135m-instruct"
 calls = {"sft": lambda: sft.train_sft(NAME, [record], cards, "/nonexistent/sft", policy, 0),
          "dpo": lambda: dpo.train_dpo(NAME, "/nonexistent/start", [pair], cards, "/nonexistent/dpo", policy, 0),

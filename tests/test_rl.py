@@ -11,7 +11,7 @@ from kit.errors import ParameterError
 
 def test_near_policy_prompts_prefer_low_or_varied_reward():
     items = [{"i": i} for i in range(6)]
-    table = pd.DataFrame({"item": [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5], "origin": ["policy@T1"] * 12,
+    table = pd.DataFrame({"item": [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5], "origin": ["policy:deployed"] * 12,
                           "reward": [5, 5, -3, -3, 1, 1, 4, -4, 2, 2, 3, 3]})
     chosen, report = rl.near_policy_prompts(items, table, 2, seed=0)
     assert [c["i"] for c in chosen] == [1, 3]          # lowest mean; most varied
