@@ -108,7 +108,7 @@ def complete_sentences(text: str, max_words: int | None) -> str:
 def target_words(max_new_tokens: int) -> int:
     """The word budget of an SFT target: room, within the generation limit, for the rule edits a rater may add
     (a catchphrase, a closing question). About 1.4 tokens a word for the embedded tokenizer."""
-    return max(8, int(max_new_tokens / 1.4) - 8)
+    return max(8, int(max_new_tokens / 1.4) - 6)
 
 
 def sft_records(items: list[dict], table, cards: dict | None = None, max_words: int | None = None) -> list[dict]:
