@@ -91,8 +91,12 @@ def complete_sentences(text: str, max_words: int | None) -> str:
     parts = sentences(text)
     if len(parts) > 1 and not TERMINAL.search(parts[-1].strip()):
         parts = parts[:-1]
+    tail = ""                                            # a closing emoji or symbol after the last sentence
+    if parts and parts[-1] in text:
+        after = text[text.rindex(parts[-1]) + len(parts[-1]):].strip()
+        tail = after if after and not words(after) else ""
     if max_words is None:
-        return " ".join(parts) if parts else text
+        return " ".join(parts + [tail] if tail else parts) if parts else text
     kept, total = [], 0
     for part in parts:
         n = len(words(part))
@@ -101,7 +105,7 @@ def complete_sentences(text: str, max_words: int | None) -> str:
         kept.append(part)
         total += n
     if kept:
-        return " ".join(kept)
+        return " ".join(kept + [tail] if tail and len(kept) == len(parts) else kept)
     return " ".join(text.split()[:max_words]).rstrip(",;:-") + "."
 
 
