@@ -107,7 +107,8 @@ def _by_card(pool: list[dict]) -> dict[str, list[int]]:
 def simulate(world, cache: dict, pool: list[dict], assignment: dict[str, str], *, days: int = 7, seed: int = 0,
              max_turns: int = 6) -> list[dict]:
     """A week of the test. Returns the event log: exposure and message events (kit/data.py A/B contract)."""
-    from .world.users import signal_probabilities, sigmoid, utility
+    from .stats import sigmoid
+    from .world.users import signal_probabilities, utility
 
     p = world.params
     pop = world.population

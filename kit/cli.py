@@ -111,11 +111,11 @@ def main(argv=None) -> int:
             import json
 
             from .data import load_conversations
+            from .evaluation import steerability_by_source
             from .world.characters import load_cards
-            from .world.tour import steerability
 
             cards = load_cards(args.cards)
-            rates = steerability(cards, load_conversations(args.conversations, cards))
+            rates = steerability_by_source(cards, load_conversations(args.conversations, cards))
             print(json.dumps(rates, indent=2))
         elif args.command == "clean-notebooks":
             from pathlib import Path

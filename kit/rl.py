@@ -146,7 +146,7 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
     from trl import DPOTrainer
 
     from .dpo import dpo_config
-    from .generation import generate_replies
+    from .sampling import generate_replies
 
     if cfg.rl_beta <= 0:
         raise ParameterError("rl_beta", "> 0 for online_dpo (it is DPO's beta)", cfg.rl_beta)
