@@ -1,4 +1,4 @@
-"""The A/B test (step 8 of the method): candidate vs control, 7 days, in the world; and its analysis, which
+"""The A/B test (step 7 of the method): candidate vs control, 7 days, in the world; and its analysis, which
 reads the same event log a real test would produce (kit/data.py's A/B contract).
 
 Simulation

@@ -1,4 +1,5 @@
-"""Offline evaluation (step 7 of the method): policies compared on the same held-out prompts.
+"""Offline evaluation and the gate (step 6 of the method): policies compared on the same held-out prompts; and
+the promotion decision that follows the A/B test (`decide`, step 7 of the method).
 
 Each policy replies to the same prompts with the same sampling seed; the replies are measured by rule
 (instruction following, violations, style) and scored by the reward. Differences come with paired 95 %
@@ -80,14 +81,14 @@ def held_out_items(run, generation: int) -> list[dict]:
     from .data import load_dataset_dir
 
     for g in range(generation + 1):
-        path = run.stage(g, "curation", "eval_prompts", create=False)
+        path = run.artifact(g, "curation.eval_prompts", create=False)
         if path.exists():
             items = load_dataset_dir(path).to_list()
             break
     else:
         raise KitError(f"{run.root}: no generation up to {generation} has curated evaluation prompts "
                        f"(run notebook 02)")
-    tour = run.stage(0, "world", "eval_prompts", create=False)
+    tour = run.artifact(0, "world.eval_prompts", create=False)
     if tour.exists():
         seen = {prompt_key(it) for it in items}
         for it in load_dataset_dir(tour).to_list():

@@ -1,4 +1,5 @@
-"""Rejection sampling (step 4 of the method): the SFT set, rebuilt every generation from the latest curated traffic.
+"""Rejection sampling (step 4a of the method): the SFT set, rebuilt every generation from the latest curated
+traffic.
 
 The candidates are the ones annotation already generated for its training prompts (kit/annotation.py), so no
 reply is generated twice:

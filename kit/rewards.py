@@ -496,6 +496,15 @@ def composite_reward_fn(cards: dict, pointwise, signals: dict | None = None, wei
     return reward_fn
 
 
+def load_composite_reward(run, generation: int, cards: dict, weights: dict | None = None, **kw):
+    """Generation `generation`'s composite reward, as reward_fn(items, replies), read from the run: its pointwise
+    model ("rewards.pointwise") plus the signal models given a weight ("rewards.signals.<name>"), as notebook 03
+    trained them. What rejection sampling (04), RL and the held-out checks (05) score with."""
+    pointwise = Scorer(run.artifact(generation, "rewards.pointwise", create=False))
+    signals = {s: Scorer(run.artifact(generation, f"rewards.signals.{s}", create=False)) for s in (weights or {})}
+    return composite_reward_fn(cards, pointwise, signals, weights, **kw)
+
+
 # ---------------------------------------------------------------------------------------------- evaluation
 def _pair_items(pairs):
     return [_world_item(p) for p in pairs]

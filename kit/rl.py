@@ -1,4 +1,4 @@
-"""Online RL (step 6 of the method): single-turn, the history fixed, only the final reply optimised.
+"""Online RL (step 4c of the method): single-turn, the history fixed, only the final reply optimised.
 
 Two algorithms behind one parameter, `rl_algorithm`:
 

@@ -65,7 +65,7 @@ def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
     assert world and annotation["labels"].endswith("labels.jsonl") and annotation["train_pairs"] == 9
     from kit.data import load_dataset_dir
 
-    assert len(load_dataset_dir(run.stage(0, "annotation", "eval_consensus"))) == 3, "held-out labels evaluate"
+    assert len(load_dataset_dir(run.artifact(0, "annotation.eval_consensus"))) == 3, "held-out labels evaluate"
     assert run.read_metrics(0, "policy", "rs")["sft_origins"] == {"imported": 7}
     ab = run.read_metrics(0, "ab")
     assert ab["exposed"] == {"control": 180, "treatment": 20} and ab["srm"] == "ok"
