@@ -50,7 +50,7 @@ def _columns(dim: int, which: str | None) -> np.ndarray:
 
 
 def _accuracy(chosen: np.ndarray, rejected: np.ndarray) -> dict:
-    from kit.rewards import wilson_ci
+    from kit.stats import wilson_ci
 
     wins = int(np.sum(np.asarray(chosen) > np.asarray(rejected)))
     n = len(chosen)
@@ -261,6 +261,7 @@ def main() -> None:
     from kit.annotation import load_labels
     from kit.config import RewardModelConfig, WorldConfig, stage_config
     from kit.paths import Run, write_json, write_text
+    from kit.seeding import sample_in_order
     from kit.world.world import World
     from stages import device   # bench/stages.py, beside this script: one description of the machine
 
@@ -269,7 +270,7 @@ def main() -> None:
     run, g = Run(args.run_dir), args.generation
     world = World.build(args.seed, stage_config(WorldConfig, args.profile).n_users)
     cfg = stage_config(RewardModelConfig, args.profile)
-    train = rewards.cap(load_labels(run, g, "train_pairs"), cfg.rm_max_pairs, args.seed, "pointwise")
+    train = sample_in_order(load_labels(run, g, "train_pairs"), cfg.rm_max_pairs, args.seed, "cap", "pointwise")
     splits = {"consensus": load_labels(run, g, "eval_consensus"), "single rater": load_labels(run, g, "eval_single_rater")}
     eval_pairs = load_labels(run, g, "eval_pairs")
 

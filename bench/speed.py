@@ -317,7 +317,7 @@ def run_generate(path_name: str, n: int, new_tokens: int, batch: int) -> dict:
     """Replies per second and new tokens per second for the embedded model on world prompts."""
     import torch
 
-    from kit.generation import generate_replies
+    from kit.sampling import generate_replies
     from kit.models import load_policy
     from kit.world.world import World
 
@@ -328,7 +328,7 @@ def run_generate(path_name: str, n: int, new_tokens: int, batch: int) -> dict:
     model, tok = load_policy()
     start = time.perf_counter()
     if path_name == "kit":
-        from kit.generation import GenerationStats
+        from kit.sampling import GenerationStats
 
         stats = GenerationStats()
         generate_replies(model, tok, convs, max_new_tokens=new_tokens, batch_size=batch, progress=False, stats=stats)

@@ -1,4 +1,4 @@
-"""The A/B test (step 8 of the method): candidate vs control, 7 days, in the world; and its analysis, which
+"""The A/B test (step 7 of the method): candidate vs control, 7 days, in the world; and its analysis, which
 reads the same event log a real test would produce (kit/data.py's A/B contract).
 
 Simulation
@@ -107,7 +107,8 @@ def _by_card(pool: list[dict]) -> dict[str, list[int]]:
 def simulate(world, cache: dict, pool: list[dict], assignment: dict[str, str], *, days: int = 7, seed: int = 0,
              max_turns: int = 6) -> list[dict]:
     """A week of the test. Returns the event log: exposure and message events (kit/data.py A/B contract)."""
-    from .world.users import signal_probabilities, sigmoid, utility
+    from .stats import sigmoid
+    from .world.users import signal_probabilities, utility
 
     p = world.params
     pop = world.population

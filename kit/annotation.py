@@ -1,4 +1,5 @@
-"""Annotation: simulated raters turn curated prompts into preference data, as the paper's raters do.
+"""Annotation (step 2 of the method): simulated raters turn curated prompts into preference data, as the paper's
+raters do.
 
 Every prompt has several candidates: the reply logged in traffic, and `candidates_per_prompt` more from the
 candidate pool (fresh samples from the policies of the pool, and prompted "expert" rewrites of the logged reply).
@@ -316,5 +317,5 @@ def load_labels(run, generation: int, name: str, *, accumulate: bool = True) -> 
     an opening is on the same side in every generation."""
     from .data import load_generations
 
-    return [dict(p, annotated_in=g) for g, p in load_generations(run, generation, "annotation", name,
+    return [dict(p, annotated_in=g) for g, p in load_generations(run, generation, f"annotation.{name}",
                                                                   accumulate=accumulate, writer="notebook 02")]

@@ -73,6 +73,11 @@ def main(argv=None) -> int:
     sub.add_parser("check-env", help="print OK/FAIL for every package and embedded model the kit needs",
                    allow_abbrev=False)
 
+    mm = sub.add_parser("method-map", help="print the method's map (step -> notebook -> kit module -> artifacts), "
+                        "from kit/method.py's table", allow_abbrev=False)
+    mm.add_argument("--write", default=None, metavar="FILE",
+                    help="instead, rewrite the map between FILE's <!-- method-map --> markers (e.g. README.md)")
+
     rep = sub.add_parser("report", help="write RUN_DIR/report.md (figures beside it) from a run's metrics files",
                          allow_abbrev=False)
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -111,11 +116,11 @@ def main(argv=None) -> int:
             import json
 
             from .data import load_conversations
+            from .evaluation import steerability_by_source
             from .world.characters import load_cards
-            from .world.tour import steerability
 
             cards = load_cards(args.cards)
-            rates = steerability(cards, load_conversations(args.conversations, cards))
+            rates = steerability_by_source(cards, load_conversations(args.conversations, cards))
             print(json.dumps(rates, indent=2))
         elif args.command == "clean-notebooks":
             from pathlib import Path
@@ -140,6 +145,15 @@ def main(argv=None) -> int:
                           f"{Path(args.publish) / Path(run_dir).name}")
             if args.compare:
                 print("wrote", write_text(args.compare, compare_markdown(args.run_dirs)))
+        elif args.command == "method-map":
+            from .data import read_text
+            from .method import render_map, with_map
+            from .paths import write_text
+
+            if args.write:
+                print("wrote", write_text(args.write, with_map(read_text(args.write, "a markdown file"), args.write)))
+            else:
+                print(render_map())
         elif args.command == "check-env":
             from .envcheck import check_env
 

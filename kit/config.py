@@ -65,7 +65,7 @@ PROFILES: dict[str, dict] = {
 def resolve_profile(profile: str) -> str:
     """'auto' means gpu on a CUDA machine and cpu otherwise."""
     if profile == "auto":
-        from .models import cuda_available
+        from .device import cuda_available
 
         return "gpu" if cuda_available() else "cpu"
     if profile not in PROFILES:

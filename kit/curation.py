@@ -1,4 +1,5 @@
-"""Curation stages 2 and 3, and the held-out split (stage 1, privacy and safety, is kit/privacy.py).
+"""Curation stages 2 and 3 (step 1 of the method), and the held-out split (stage 1, privacy and safety, is
+kit/privacy.py).
 
 * Prompt items: every assistant turn of a conversation becomes a prompt (the history up to the user's message)
   with the reply that was logged and the user's signals.
@@ -272,8 +273,8 @@ def save_traffic(run, generation: int, records: list[dict], **meta) -> dict:
 
     clean, redacted = redact_records(records)
     assert_no_pii(clean, f"gen_{generation}/traffic")
-    write_jsonl(run.stage(generation, "traffic", "conversations.jsonl"), clean)
-    save_dataset(clean, run.stage(generation, "traffic", "conversations"))
+    write_jsonl(run.artifact(generation, "traffic.conversations.jsonl"), clean)
+    save_dataset(clean, run.artifact(generation, "traffic.conversations"))
     metrics = traffic_metrics(clean)
     run.write_metrics(generation, "traffic", dict(metrics, redacted=redacted, **meta))
     return metrics

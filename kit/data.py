@@ -433,14 +433,14 @@ def load_dataset_dir(path: str | Path):
     return load_from_disk(str(path))
 
 
-def load_generations(run, generation: int, stage: str, *parts: str, accumulate: bool = True,
+def load_generations(run, generation: int, name: str, *, accumulate: bool = True,
                      writer: str = "the notebook that writes it") -> list[tuple]:
-    """(g, record) for every record of the dataset at <gen_g>/<stage>/<parts...> of generation `generation`, or,
-    with `accumulate`, of every generation up to it that has one, oldest first (labels and SFT sets grow across
-    generations). The current generation's dataset must exist."""
+    """(g, record) for every record of dataset `name` (an artifact, e.g. "policy.rs.sft_data") of generation
+    `generation`, or, with `accumulate`, of every generation up to it that has one, oldest first (labels and SFT
+    sets grow across generations). The current generation's dataset must exist."""
     out = []
     for g in range(0 if accumulate else generation, generation + 1):
-        path = run.stage(g, stage, *parts, create=False)
+        path = run.artifact(g, name, create=False)
         if path.exists():
             out += [(g, rec) for rec in load_dataset_dir(path).to_list()]
         elif g == generation:

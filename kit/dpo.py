@@ -1,4 +1,4 @@
-"""The DPO patch (step 5 of the method): a small, local correction on safety and style preference pairs.
+"""The DPO patch (step 4b of the method): a small, local correction on safety and style preference pairs.
 
 Pairs come from two places:
 

@@ -18,7 +18,8 @@ def check_env() -> bool:
         except metadata.PackageNotFoundError:
             print(f"FAIL  {name} is not installed")
             ok = False
-    from .models import choose_backend, cuda_available, unsloth_import_error
+    from .device import cuda_available
+    from .models import choose_backend, unsloth_import_error
 
     for name in GPU_ONLY:
         found = importlib.util.find_spec(name) is not None

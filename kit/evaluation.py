@@ -1,4 +1,5 @@
-"""Offline evaluation (step 7 of the method): policies compared on the same held-out prompts.
+"""Offline evaluation and the gate (step 6 of the method): policies compared on the same held-out prompts; and
+the promotion decision that follows the A/B test (`decide`, step 7 of the method).
 
 Each policy replies to the same prompts with the same sampling seed; the replies are measured by rule
 (instruction following, violations, style) and scored by the reward. Differences come with paired 95 %
@@ -21,6 +22,30 @@ def steerability_rates(cards: dict, items: list[dict], replies: list[str]) -> di
     return {"replies": len(replies),
             "instruction_following_rate": 1 - sum(map(len, broken)) / max(1, sum(n_inst)),
             "violation_rate": float(np.mean([bool(b) for b in broken])) if broken else float("nan")}
+
+
+def steerability_by_source(cards: dict, records: list[dict]) -> dict:
+    """Instruction following and violation rates of the replies in `records`, overall and per source.
+
+    instruction_following_rate: share of (reply, instruction) checks that pass;
+    violation_rate: share of replies that break at least one of their card's instructions.
+    """
+    from .world.traffic import turns
+
+    items = turns(records)
+    out = {}
+    for source in ("all", "user", "internal"):
+        chosen = [it for it in items if source == "all" or it["source"] == source]
+        if not chosen:
+            continue
+        out[source] = steerability_rates(cards, chosen, [it["reply"] for it in chosen])
+    by_type: dict[str, list[bool]] = {}
+    for it in items:
+        broken = set(cards[it["character_id"]].violations(it["reply"], it.get("user_name")))
+        for inst in cards[it["character_id"]].instructions:
+            by_type.setdefault(inst["type"], []).append(inst["type"] not in broken)
+    out["following_by_type"] = {k: float(np.mean(v)) for k, v in sorted(by_type.items())}
+    return out
 
 
 def per_reply(cards: dict, items: list[dict], replies: list[str]):
@@ -56,14 +81,14 @@ def held_out_items(run, generation: int) -> list[dict]:
     from .data import load_dataset_dir
 
     for g in range(generation + 1):
-        path = run.stage(g, "curation", "eval_prompts", create=False)
+        path = run.artifact(g, "curation.eval_prompts", create=False)
         if path.exists():
             items = load_dataset_dir(path).to_list()
             break
     else:
         raise KitError(f"{run.root}: no generation up to {generation} has curated evaluation prompts "
                        f"(run notebook 02)")
-    tour = run.stage(0, "world", "eval_prompts", create=False)
+    tour = run.artifact(0, "world.eval_prompts", create=False)
     if tour.exists():
         seen = {prompt_key(it) for it in items}
         for it in load_dataset_dir(tour).to_list():
@@ -77,15 +102,17 @@ def held_out(eval_items: list[dict], n: int, seed: int) -> list[dict]:
     """The held-out prompts every before/after check uses (notebooks 04, 05 and 06): `n` at most, half user and
     half internal traffic where there are enough of each (the rest from the other source). The same arguments
     give the same prompts, so the checks of one generation compare policies on one set."""
-    from .rejection import pick_prompts
+    from .seeding import sample_in_order
 
     by_source = {s: [it for it in eval_items if it.get("source") == s] for s in ("user", "internal")}
     other = [it for it in eval_items if it.get("source") not in by_source]
     half = n // 2
-    picked = (pick_prompts(by_source["user"], max(half, n - len(by_source["internal"])), seed, key="eval-user")
-              + pick_prompts(by_source["internal"], max(half, n - len(by_source["user"])), seed,
-                             key="eval-internal"))
-    return picked + pick_prompts(other, n - len(picked), seed, key="eval-other") if len(picked) < n else picked
+    picked = (sample_in_order(by_source["user"], max(half, n - len(by_source["internal"])), seed, "pick-prompts",
+                              "eval-user")
+              + sample_in_order(by_source["internal"], max(half, n - len(by_source["user"])), seed, "pick-prompts",
+                                "eval-internal"))
+    return picked + sample_in_order(other, n - len(picked), seed, "pick-prompts", "eval-other") \
+        if len(picked) < n else picked
 
 
 def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, temperature: float | None = None,
@@ -218,7 +245,7 @@ def win_rates(items: list[dict], candidate_reward, deployed_reward, judge_prob=N
 
 # ---------------------------------------------------------------------------------------------- the gate
 def _wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    from .rewards import wilson_ci
+    from .stats import wilson_ci
 
     lo, hi = wilson_ci(rate * n, n, z) if n else (float("nan"), float("nan"))
     return lo, hi
@@ -298,4 +325,26 @@ def gate(candidate: dict, deployed: dict, wins: dict, *, max_win_rate: float = 0
         reasons.append(f"BLOCK: violation rate rose {v_old:.1%} -> {v_new:.1%}")
     else:
         reasons.append(f"pass: violation rate {v_old:.1%} -> {v_new:.1%}")
+    return {"promote": ok, "reasons": reasons}
+
+
+def decide(gate: dict, ab: dict) -> dict:
+    """The promotion decision, after the A/B test (notebook 07): promote only when the offline gate passed (`gate`,
+    above), depth rose in the A/B test (`ab`, kit.abtest.analyse), and neither breadth nor depth fell significantly
+    (its 95 % interval entirely below zero). Every reason is listed."""
+    reasons, ok = [], bool(gate.get("promote"))
+    reasons.append(("pass" if ok else "BLOCK") + ": offline gate " + ("passed" if ok else "blocked"))
+    depth, breadth = ab["depth"], ab["breadth"]
+    if depth["lift"] > 0:
+        reasons.append(f"pass: depth {depth['lift']:+.1%} [{depth['ci95'][0]:+.1%}, {depth['ci95'][1]:+.1%}]")
+    else:
+        ok = False
+        reasons.append(f"BLOCK: depth {depth['lift']:+.1%} [{depth['ci95'][0]:+.1%}, {depth['ci95'][1]:+.1%}]")
+    for name, m in (("breadth", breadth), ("depth", depth)):
+        if m["ci95"][1] < 0:
+            ok = False
+            reasons.append(f"BLOCK: {name} fell significantly ({m['lift']:+.1%})")
+    if ab.get("srm_p_value", 1.0) < 0.001:
+        ok = False
+        reasons.append(f"BLOCK: sample-ratio mismatch (p = {ab['srm_p_value']:.2g}); the test is not trustworthy")
     return {"promote": ok, "reasons": reasons}

@@ -112,11 +112,11 @@ def _adapter(model_name: str, adapter, dest: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- datasets
-def _records(run: Run, generation: int, stage: str, *parts: str, accumulate: bool = True) -> list[tuple[int, dict]]:
+def _records(run: Run, generation: int, name: str, accumulate: bool = True) -> list[tuple[int, dict]]:
     from .data import load_generations
 
     try:
-        return load_generations(run, generation, stage, *parts, accumulate=accumulate)
+        return load_generations(run, generation, name, accumulate=accumulate)
     except KitError:   # a stage that did not run (no A/B, an imported set): nothing to export from it
         return []
 
@@ -139,16 +139,16 @@ def write_datasets(run: Run, generation: int, dest: Path) -> dict[str, int]:
 
     sft = [{"messages": prompt(r, r["prompt"]) + [{"role": "assistant", "content": r["completion"][0]["content"]}],
             "character_id": r["character_id"], "origin": r.get("origin"), "generation": g}
-           for g, r in _records(run, generation, "policy", "rs", "sft_data")]
+           for g, r in _records(run, generation, "policy.rs.sft_data")]
     for name, split in (("preferences_train", "train_pairs"), ("preferences_eval", "eval_pairs")):
         pairs = [{"prompt": prompt(p, p["prompt"]), "chosen": p["chosen"], "rejected": p["rejected"],
                   "character_id": p["character_id"], "agreement": p.get("agreement"), "n_raters": p.get("n_raters"),
                   "origin": p.get("origin"), "generation": g}
-                 for g, p in _records(run, generation, "annotation", split)]
+                 for g, p in _records(run, generation, f"annotation.{split}")]
         write_jsonl(dest / f"{name}.jsonl", pairs)
         counts[name] = len(pairs)
     traffic = [dict({k: v for k, v in r.items() if k != "hidden"}, generation=g)
-               for g, r in _records(run, generation, "traffic", "conversations")]
+               for g, r in _records(run, generation, "traffic.conversations")]
     counts["sft"] = len(sft)
     counts["traffic"] = len(traffic)
     write_jsonl(dest / "sft.jsonl", sft)
@@ -206,7 +206,7 @@ def model_card(run: Run, generation: int, adapter, what: str, counts: dict, *, m
         lines.append(f"- traffic of generation {generation}: {traffic.get('conversations')} conversations from "
                      f"`{traffic.get('source', 'world')}`, personal data redacted")
     if annotation:   # evaluation pairs counted from the dataset: imported labels replace the simulated ones
-        consensus = len(_records(run, generation, "annotation", "eval_consensus", accumulate=False))
+        consensus = len(_records(run, generation, "annotation.eval_consensus", accumulate=False))
         lines.append(f"- preference labels: {annotation.get('train_pairs')} training pairs from "
                      f"`{annotation.get('labels', 'simulated raters')}`, {consensus} consensus evaluation pairs")
     if rs:

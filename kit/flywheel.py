@@ -48,27 +48,6 @@ SCENARIOS: dict[str, dict[str, dict]] = {
 }
 
 
-def decide(gate: dict, ab: dict) -> dict:
-    """Promote only when the offline gate passed, depth rose in the A/B test, and neither breadth nor depth fell
-    significantly (its 95 % interval entirely below zero). Every reason is listed."""
-    reasons, ok = [], bool(gate.get("promote"))
-    reasons.append(("pass" if ok else "BLOCK") + ": offline gate " + ("passed" if ok else "blocked"))
-    depth, breadth = ab["depth"], ab["breadth"]
-    if depth["lift"] > 0:
-        reasons.append(f"pass: depth {depth['lift']:+.1%} [{depth['ci95'][0]:+.1%}, {depth['ci95'][1]:+.1%}]")
-    else:
-        ok = False
-        reasons.append(f"BLOCK: depth {depth['lift']:+.1%} [{depth['ci95'][0]:+.1%}, {depth['ci95'][1]:+.1%}]")
-    for name, m in (("breadth", breadth), ("depth", depth)):
-        if m["ci95"][1] < 0:
-            ok = False
-            reasons.append(f"BLOCK: {name} fell significantly ({m['lift']:+.1%})")
-    if ab.get("srm_p_value", 1.0) < 0.001:
-        ok = False
-        reasons.append(f"BLOCK: sample-ratio mismatch (p = {ab['srm_p_value']:.2g}); the test is not trustworthy")
-    return {"promote": ok, "reasons": reasons}
-
-
 def scenario_parameters(scenario: str, name: str) -> dict:
     if scenario not in SCENARIOS:
         raise ParameterError("scenario", f"one of {', '.join(SCENARIOS)}", scenario)

@@ -65,13 +65,13 @@ def train_sft(run_dir, generation: int, *, out=None, profile: str | None = None,
     s = settings(run, profile, seed, model_name)
     cfg = stage_cfg(PolicyConfig, s)
     cards = load_cards(s["notebook_parameters"].get("cards_dir"))
-    records = [r for _, r in load_generations(run, generation, "policy", "rs", "sft_data",
-                                              accumulate=cfg.sft_accumulate)]
-    out = Path(out) if out else run.stage(generation, "policy", "sft", "adapter")
+    records = [r for _, r in load_generations(run, generation, "policy.rs.sft_data", accumulate=cfg.sft_accumulate)]
+    adapter = run.artifact(generation, "policy.sft.adapter")
+    out = Path(out) if out else adapter
     log = sft.train_sft(s["model_name"], records, cards, out, cfg, s["seed"])
     log["processes"] = processes()[1]
     if is_main():
-        if out == run.stage(generation, "policy", "sft", "adapter"):
+        if out == adapter:
             run.write_metrics(generation, "policy", dict(training=log, config=cfg.__dict__, adapter=str(out),
                                                          launched=True), sub="sft")
         print(json.dumps({k: v for k, v in log.items() if k != "loss"}, default=str))

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import DEFAULT_EMBEDDER, DEFAULT_MODEL
+from .device import cuda_available
 from .errors import KitError
 from .paths import atomic_path, cache_dir
 from .seeding import derive
@@ -104,12 +105,6 @@ class Backend:
                 "transformers-nf4": "transformers + bitsandbytes NF4 + PEFT LoRA (QLoRA without Unsloth)",
                 "transformers-cpu": "transformers + PEFT LoRA on the CPU"}[self.name]
         return f"backend: {self.name} on {self.device}, {self.dtype} ({what})"
-
-
-def cuda_available() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 @lru_cache(maxsize=None)

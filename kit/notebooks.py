@@ -8,16 +8,17 @@ import threading
 import time
 from pathlib import Path
 
+from . import method
 from .errors import KitError
 from .paths import Run, atomic_path, bundled
 
+# The flywheel's order comes from the method's table (kit/method.py).
 # Run once, before the first generation: the tour of the world, which also measures where the base model starts.
-SETUP_NOTEBOOKS = ("01_world",)
+SETUP_NOTEBOOKS = method.notebooks("before")
 # The method's order, once per generation. A stage notebook not written yet is skipped, and the runner says so.
-STAGE_NOTEBOOKS = ("02_curation", "03_reward_models", "04_sft", "05_dpo_rl", "06_offline_eval",
-                   "07_ab_test")
+STAGE_NOTEBOOKS = method.notebooks("generation")
 # Run once, after the last generation: the trajectory across generations.
-FINAL_NOTEBOOKS = ("08_flywheel",)
+FINAL_NOTEBOOKS = method.notebooks("after")
 
 
 def notebooks_dir() -> Path:

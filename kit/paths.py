@@ -4,7 +4,8 @@ Layout::
 
     <run_dir>/manifest.json                       parameters, seed, versions, git commit, per-generation status
     <run_dir>/gen_<g>/<stage>/metrics.json        one per stage
-    <run_dir>/gen_<g>/<stage>/...                 the stage's datasets, adapters, plots
+    <run_dir>/gen_<g>/<stage>/...                 the stage's datasets and adapters, each by name (ARTIFACTS,
+                                                  Run.artifact; kit/method.py says which step writes and reads it)
     <run_dir>/gen_<g>/notebooks/<name>.ipynb      executed notebooks (the flywheel writes these)
     <run_dir>/replies/<digest>.json               policy replies to fixed prompt sets, shared by the generations
     <run_dir>/tracking/gen_<g>/<notebook>-<n>/    TensorBoard logs, with report_to="tensorboard" (kit.training)
@@ -31,7 +32,41 @@ from typing import Any, Iterator
 
 from .errors import KitError
 
-STAGES = ("world", "traffic", "curation", "annotation", "rewards", "policy", "eval", "ab", "notebooks")
+# Every artifact a notebook writes or reads, by name. A name is its path under gen_<g>/ with "/" read as ".", so
+# it says where it is: "policy.rs.candidates" is gen_<g>/policy/rs/candidates, "eval.metrics.json" is
+# gen_<g>/eval/metrics.json (artifact_path). Which step of the method writes and reads each one is kit/method.py's
+# table. Run.artifact() resolves a name; a name not listed here is an error, not a new folder.
+ARTIFACTS = (
+    # the world tour (notebook 01) and the quickstart (00)
+    "world.sessions.jsonl", "world.eval_prompts", "world.metrics.json", "world.quickstart.json",
+    # step 1, curation (02): the deployed policy's traffic, redacted; the prompts curation keeps
+    "traffic.conversations", "traffic.conversations.jsonl", "traffic.metrics.json",
+    "curation.train_prompts", "curation.eval_prompts", "curation.metrics.json",
+    # step 2, annotation (02)
+    "annotation.train_pairs", "annotation.eval_pairs", "annotation.eval_consensus", "annotation.eval_single_rater",
+    "annotation.ratings", "annotation.candidates", "annotation.metrics.json",
+    # step 3, reward models (03)
+    "rewards.pointwise", "rewards.pairwise", "rewards.signals.continue", "rewards.signals.thumb_up",
+    "rewards.metrics.json",
+    # step 4, policy training (04, 05)
+    "policy.rs.prompts", "policy.rs.candidates", "policy.rs.sft_data", "policy.rs.metrics.json",
+    "policy.sft.adapter", "policy.sft.merged", "policy.sft.metrics.json",
+    "policy.dpo.adapter", "policy.dpo.metrics.json", "policy.rl.adapter", "policy.rl.metrics.json",
+    # steps 6 and 7, offline evaluation (06) and the A/B test (07)
+    "eval.metrics.json", "ab.events.jsonl", "ab.metrics.json",
+)
+FILE_TYPES = (".json", ".jsonl")
+
+
+def artifact_path(name: str) -> str:
+    """An artifact's path under gen_<g>/: its name with "/" for "." (a file keeps its extension)."""
+    stem, ext = next(((name[:-len(e)], e) for e in FILE_TYPES if name.endswith(e)), (name, ""))
+    return stem.replace(".", "/") + ext
+
+
+# The run's own files, shared by the generations: named like the artifacts, resolved under <run_dir>/.
+RUN_FILES = ("manifest.json",)
+STAGES = tuple(dict.fromkeys(name.split(".")[0] for name in ARTIFACTS)) + ("notebooks",)   # gen_<g>/'s folders
 PACKAGES = ("characterflywheel-kit", "torch", "transformers", "trl", "peft", "datasets", "accelerate",
             "bitsandbytes", "sentence-transformers", "unsloth", "numpy", "papermill")
 
@@ -165,7 +200,8 @@ def _json_default(obj):
 
 # ---------------------------------------------------------------------------------------------- the run
 class Run:
-    """A run directory. `Run(path).stage(g, "rewards")` is where generation g's reward models go."""
+    """A run directory. `Run(path).artifact(g, "rewards.pointwise")` is where generation g's pointwise reward model
+    goes; `Run(path).stage(g, "rewards")` is the folder of its stage."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
@@ -192,6 +228,30 @@ class Run:
             path.mkdir(parents=True, exist_ok=True)
         return path.joinpath(*parts)
 
+    def artifact(self, generation: int, name: str, *, label: str | None = None, create: bool = True) -> Path:
+        """Where artifact `name` of generation `generation` lives: <run_dir>/gen_<g>/<its path> (artifact_path), e.g.
+        `run.artifact(0, "annotation.candidates")` -> gen_0/annotation/candidates. `label`: a labelled variant in
+        a folder of its own inside the stage's (the flywheel's cumulative A/B test: gen_<g>/ab/<label>/...).
+        The run's own files (RUN_FILES: manifest.json) ignore the generation. `create` makes the folder the
+        artifact goes in."""
+        if name in RUN_FILES and label is None:
+            return self.root / name
+        if name not in ARTIFACTS:
+            import difflib
+
+            close = difflib.get_close_matches(name, ARTIFACTS + RUN_FILES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise KitError(f"unknown artifact {name!r}{hint}; kit.paths.ARTIFACTS lists them")
+        stage, *rest = artifact_path(name).split("/")
+        if label is not None:
+            if not isinstance(label, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
+                raise KitError(f"artifact label {label!r}: expected a plain folder name (letters, digits, _ . -)")
+            rest = [label] + rest
+        path = self.gen(generation) / stage / Path(*rest)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
     def reply_cache(self) -> Path:
         """<run_dir>/replies/: every policy reply generated for a fixed prompt set (the held-out checks, the A/B
         pool), stored under a digest of the weights, the prompts and the sampling settings
@@ -211,8 +271,9 @@ class Run:
         self.mark_stage(generation, f"{stage}/{sub}" if sub else stage)
         return path
 
-    def write_json(self, generation: int, stage: str, name: str, obj) -> Path:
-        return write_json(self.stage(generation, stage, name), obj)
+    def write_json(self, generation: int, name: str, obj) -> Path:
+        """Write JSON artifact `name` (e.g. "world.quickstart.json") of generation `generation`, atomically."""
+        return write_json(self.artifact(generation, name), obj)
 
     def read_metrics(self, generation: int, stage: str, sub: str | None = None) -> dict:
         return read_json(self.metrics_path(generation, stage, sub))

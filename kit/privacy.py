@@ -1,4 +1,5 @@
-"""Curation stage 1: privacy and safety. Nothing identifiable may reach annotation or training, by any route.
+"""Curation stage 1 (step 1 of the method): privacy and safety. Nothing identifiable may reach annotation or
+training, by any route.
 
 Personal data is found by validated recognisers rather than by bare patterns: phone numbers by Google's
 `phonenumbers` (the libphonenumber port: real numbering plans, international formats); payment cards by their

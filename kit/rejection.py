@@ -1,4 +1,5 @@
-"""Rejection sampling (step 4 of the method): the SFT set, rebuilt every generation from the latest curated traffic.
+"""Rejection sampling (step 4a of the method): the SFT set, rebuilt every generation from the latest curated
+traffic.
 
 The candidates are the ones annotation already generated for its training prompts (kit/annotation.py), so no
 reply is generated twice:
@@ -27,15 +28,14 @@ from .privacy import assert_no_pii, redact
 from .seeding import sample_in_order
 
 
-def pick_prompts(items: list[dict], n: int, seed: int, key: str = "rs") -> list[dict]:
-    """A seeded sample of at most n prompts, in their original order."""
-    return sample_in_order(items, n, seed, "pick-prompts", key)
-
-
-def from_annotation(records: list[dict]) -> tuple[list[dict], list[list[dict]]]:
+def from_annotation(records: list[dict], max_prompts: int | None = None, seed: int = 0
+                    ) -> tuple[list[dict], list[list[dict]]]:
     """Annotation's training prompts with their candidates (gen_<g>/annotation/candidates) -> (items, candidate
-    lists of {"reply", "origin"}). Candidates were redacted by annotation; they are redacted again here, so nothing
-    identifiable reaches training even from a file edited by hand."""
+    lists of {"reply", "origin"}): all of them, or a seeded sample of `max_prompts` in their original order.
+    Candidates were redacted by annotation; they are redacted again here, so nothing identifiable reaches training
+    even from a file edited by hand."""
+    if max_prompts is not None:
+        records = sample_in_order(records, max_prompts, seed, "pick-prompts", "rs")
     items, cands = [], []
     for rec in records:
         items.append({k: v for k, v in rec.items() if k != "candidates"})
@@ -45,7 +45,7 @@ def from_annotation(records: list[dict]) -> tuple[list[dict], list[list[dict]]]:
 
 def score_candidates(cards: dict, items: list[dict], cands: list[list[dict]], reward_fn) -> "pd.DataFrame":
     """One row per candidate: item index, origin, reply, composite reward, instruction following, violations.
-    `reward_fn(items, replies) -> array` is the composite reward (see `composite_reward_fn`)."""
+    `reward_fn(items, replies) -> array` is the composite reward (kit.rewards.composite_reward_fn)."""
     import pandas as pd
 
     rows = []
@@ -181,26 +181,6 @@ def import_sft(path, cards: dict) -> list[dict]:
                        f"{report['dropped']})")
     assert_no_pii(out, str(path))
     return out
-
-
-def composite_reward_fn(cards: dict, pointwise, signals: dict | None = None, weights: dict | None = None,
-                        batch_size: int = 16, progress: bool = True):
-    """reward_fn(items, replies) for score_candidates, RL and evaluation: the pointwise score plus the weighted
-    signal auxiliaries (kit.rewards.composite_reward)."""
-    from .rewards import composite_reward
-
-    def reward_fn(items, replies):
-        base = pointwise.score_replies(cards, items, replies, batch_size=batch_size, progress=progress)
-        probs = {}
-        for name, w in (weights or {}).items():
-            if w:
-                if not signals or name not in signals:
-                    raise KitError(f"composite reward: weight for {name!r} but no {name} model")
-                logit = signals[name].score_replies(cards, items, replies, batch_size=batch_size, progress=progress)
-                probs[name] = 1.0 / (1.0 + np.exp(-logit))
-        return composite_reward(base, probs, weights)
-
-    return reward_fn
 
 
 def verifiable_reward_fn(cards: dict, reward_fn, *, follow_weight: float, reward_sd: float):

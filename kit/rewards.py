@@ -29,7 +29,6 @@ the reply says (bench/reward_backbones.py shows each channel's share).
 """
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import numpy as np
 
 from .errors import KitError
 from .paths import read_json
+from .stats import sigmoid, wilson_ci
 
 KINDS = ("pointwise", "pairwise", "continue", "thumb_up")
 META = "kit_reward.json"
@@ -265,7 +265,7 @@ class EmbeddingHead:
             w, b = np.zeros(x.shape[1]), float(np.log((y.sum() + 0.5) / (len(y) - y.sum() + 0.5)))
         head = cls(kind, backbone, {"w": w, "b": np.array([b])})
         head._featurizer = feat
-        p = _sigmoid(x @ w + b)
+        p = sigmoid(x @ w + b)
         head.log = {"train_examples": len(y), "positive_rate": rate, "c": c,
                     "loss": [float(-np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)))]}
         head.meta.update(positive_rate=rate, c=c)
@@ -305,7 +305,7 @@ class EmbeddingHead:
         xb, _ = self.featurizer(items, b)
         phi = _pair_features(xa, xb, u, xa.shape[1] - len(SCALAR_CHANNELS))
         # antisymmetric by construction: asking in the other order gives exactly 1 - p
-        return _sigmoid(phi @ self.weights["w"]), 1.0
+        return sigmoid(phi @ self.weights["w"]), 1.0
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -459,13 +459,9 @@ class _LMScorer:
                            for it, x, y in zip(items, a, b)], **kw)
         rev = self.logits([judge_messages(cards[it["character_id"]], it["history"], it.get("user_name"), y, x)
                            for it, x, y in zip(items, a, b)], **kw)
-        p = (_sigmoid(fwd) + 1.0 - _sigmoid(rev)) / 2.0
+        p = (sigmoid(fwd) + 1.0 - sigmoid(rev)) / 2.0
         consistent = float(np.mean((fwd > 0) != (rev > 0))) if len(fwd) else float("nan")
         return p, consistent
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
 
 
 def composite_reward(pointwise: np.ndarray, signal_probs: dict[str, np.ndarray] | None = None,
@@ -482,17 +478,34 @@ def composite_reward(pointwise: np.ndarray, signal_probs: dict[str, np.ndarray] 
     return total
 
 
+def composite_reward_fn(cards: dict, pointwise, signals: dict | None = None, weights: dict | None = None,
+                        batch_size: int = 16, progress: bool = True):
+    """reward_fn(items, replies) for rejection sampling, RL and evaluation: the pointwise score plus the weighted
+    signal auxiliaries (composite_reward). `pointwise` and `signals` are Scorers."""
+    def reward_fn(items, replies):
+        base = pointwise.score_replies(cards, items, replies, batch_size=batch_size, progress=progress)
+        probs = {}
+        for name, w in (weights or {}).items():
+            if w:
+                if not signals or name not in signals:
+                    raise KitError(f"composite reward: weight for {name!r} but no {name} model")
+                logit = signals[name].score_replies(cards, items, replies, batch_size=batch_size, progress=progress)
+                probs[name] = sigmoid(logit)
+        return composite_reward(base, probs, weights)
+
+    return reward_fn
+
+
+def load_composite_reward(run, generation: int, cards: dict, weights: dict | None = None, **kw):
+    """Generation `generation`'s composite reward, as reward_fn(items, replies), read from the run: its pointwise
+    model ("rewards.pointwise") plus the signal models given a weight ("rewards.signals.<name>"), as notebook 03
+    trained them. What rejection sampling (04), RL and the held-out checks (05) score with."""
+    pointwise = Scorer(run.artifact(generation, "rewards.pointwise", create=False))
+    signals = {s: Scorer(run.artifact(generation, f"rewards.signals.{s}", create=False)) for s in (weights or {})}
+    return composite_reward_fn(cards, pointwise, signals, weights, **kw)
+
+
 # ---------------------------------------------------------------------------------------------- evaluation
-def wilson_ci(successes: int, n: int, z: float = 1.96) -> list[float]:
-    if n == 0:
-        return [float("nan"), float("nan")]
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return [round(centre - half, 4), round(centre + half, 4)]
-
-
 def _pair_items(pairs):
     return [_world_item(p) for p in pairs]
 
@@ -640,10 +653,3 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 5) -> dict:
             ece += len(chunk) / len(probs) * abs(mp - fr)
     return {"bins": rows, "brier": float(np.mean((probs - labels) ** 2)), "ece": float(ece),
             "base_rate": float(labels.mean())}
-
-
-def cap(records: list, n: int, seed: int, name: str) -> list:
-    """At most n records, a seeded sample in the original order."""
-    from .seeding import sample_in_order
-
-    return sample_in_order(records, n, seed, "cap", name)

@@ -1,4 +1,4 @@
-"""Online RL (step 6 of the method): single-turn, the history fixed, only the final reply optimised.
+"""Online RL (step 4c of the method): single-turn, the history fixed, only the final reply optimised.
 
 Two algorithms behind one parameter, `rl_algorithm`:
 
@@ -146,7 +146,7 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
     from trl import DPOTrainer
 
     from .dpo import dpo_config
-    from .generation import generate_replies
+    from .sampling import generate_replies
 
     if cfg.rl_beta <= 0:
         raise ParameterError("rl_beta", "> 0 for online_dpo (it is DPO's beta)", cfg.rl_beta)

@@ -18,7 +18,7 @@ SAMPLE_SIZES = dict(n_users=300, n_sessions=150, n_internal_sessions=50, max_tur
 
 
 def make_samples(out: str | Path | None = None, seed: int = 0, model_name: str = DEFAULT_MODEL) -> Path:
-    from .generation import Policy
+    from .sampling import Policy
     from .world.characters import load_cards, save_card
     from .world.traffic import collect_traffic
     from .world.world import World

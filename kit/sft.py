@@ -1,4 +1,4 @@
-"""Supervised fine-tuning (step 4 of the method) on the rejection-sampled set, with TRL's SFTTrainer.
+"""Supervised fine-tuning (step 4a of the method) on the rejection-sampled set, with TRL's SFTTrainer.
 
 Every generation starts again from the base model with a fresh LoRA adapter, as the paper does: the data, not the
 weights, carry the previous generation forward. Examples are in TRL's conversational prompt-completion form (the

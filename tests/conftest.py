@@ -27,7 +27,7 @@ def world():
 def base_policy():
     """The embedded model, loaded once for the whole session, with tiny generation settings."""
     from kit.config import GenerationConfig, stage_config
-    from kit.generation import Policy
+    from kit.sampling import Policy
 
     return Policy.load("smollm2-135m-instruct", name="base", gen=stage_config(GenerationConfig, "tiny"), seed=0)
 

@@ -55,7 +55,7 @@ def test_labels_accumulate_across_generations(tmp_path):
 
     run = Run(tmp_path / "run")
     for g, texts in ((0, ["a", "b"]), (1, ["c"])):
-        save_dataset([{"text": t} for t in texts], run.stage(g, "annotation", "train_pairs"))
+        save_dataset([{"text": t} for t in texts], run.artifact(g, "annotation.train_pairs"))
     grown = annotation.load_labels(run, 1, "train_pairs")
     assert [(p["text"], p["annotated_in"]) for p in grown] == [("a", 0), ("b", 0), ("c", 1)]
     assert [p["text"] for p in annotation.load_labels(run, 1, "train_pairs", accumulate=False)] == ["c"]

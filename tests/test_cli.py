@@ -129,3 +129,18 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, monkeypa
         err = capsys.readouterr().err
         assert code == 2 and expect in err and "Traceback" not in err, (argv, err)
         assert snapshot() == before, argv
+
+
+def test_method_map_prints_the_table_and_rewrites_it_between_markers(tmp_path, capsys):
+    from kit.method import MARKERS, render_map
+
+    assert main(["method-map"]) == 0
+    assert capsys.readouterr().out == render_map() + "\n"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Kit\n\n{MARKERS[0]}\nstale\n{MARKERS[1]}\nrest\n", encoding="utf-8")
+    assert main(["method-map", "--write", str(readme)]) == 0
+    assert readme.read_text(encoding="utf-8") == f"# Kit\n\n{MARKERS[0]}\n{render_map()}\n{MARKERS[1]}\nrest\n"
+    readme.write_text("# no markers\n", encoding="utf-8")
+    assert main(["method-map", "--write", str(readme)]) == 2
+    assert "expected one <!-- method-map -->" in capsys.readouterr().err
+    assert readme.read_text(encoding="utf-8") == "# no markers\n"

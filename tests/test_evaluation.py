@@ -39,7 +39,7 @@ def test_held_out_balances_sources_and_is_stable():
 def test_generate_for_reads_back_replies_of_the_same_weights(tmp_path, world, base_policy):
     """The second call is answered from the cache: a policy whose model would fail if used gives the stored
     replies, because its weights' fingerprint, the prompts and the seed match."""
-    from kit.generation import Policy, weights_fingerprint
+    from kit.sampling import Policy, weights_fingerprint
 
     items = [{"character_id": cid, "history": [{"role": "user", "content": "Hi! How are you today?"}],
               "user_name": "Ann"} for cid in sorted(world.cards)[:2]]
@@ -63,7 +63,7 @@ def test_generate_for_reads_back_replies_of_the_same_weights(tmp_path, world, ba
 
 
 def test_weights_fingerprint_follows_the_adapter_bytes(tmp_path):
-    from kit.generation import weights_fingerprint
+    from kit.sampling import weights_fingerprint
 
     (tmp_path / "adapter_config.json").write_text("{}")
     (tmp_path / "adapter_model.safetensors").write_bytes(b"one")
@@ -108,3 +108,37 @@ def test_gate_reads_a_few_prompts_with_their_uncertainty():
     assert not sweep["promote"] and any("overfitting" in r for r in sweep["reasons"])
     d, lo, hi = evaluation.rate_difference(0.7, 1000, 0.5, 1000)
     assert d == pytest.approx(0.2) and 0.15 < lo < d < hi < 0.25
+
+
+def _ab(depth_lift, depth_ci, breadth_ci=(-0.1, 0.1), srm=0.5):
+    return {"depth": {"lift": depth_lift, "ci95": list(depth_ci)}, "breadth": {"lift": 0.0, "ci95": list(breadth_ci)},
+            "srm_p_value": srm}
+
+
+def test_decision_needs_the_gate_and_the_ab_test():
+    ok = {"promote": True, "reasons": []}
+    assert evaluation.decide(ok, _ab(0.05, (0.01, 0.09)))["promote"]
+    assert not evaluation.decide({"promote": False}, _ab(0.05, (0.01, 0.09)))["promote"]
+    assert not evaluation.decide(ok, _ab(-0.01, (-0.05, 0.03)))["promote"]
+    assert not evaluation.decide(ok, _ab(0.05, (0.01, 0.09), breadth_ci=(-0.2, -0.01)))["promote"]
+    d = evaluation.decide(ok, _ab(0.05, (0.01, 0.09), srm=1e-6))
+    assert not d["promote"] and any("sample-ratio" in r for r in d["reasons"])
+
+
+def test_steerability_of_logged_traffic_by_source_and_instruction_type(world):
+    """What notebook 01 and `python -m kit steerability` report for a day of logs."""
+    cid = next(iter(world.cards))
+    card = world.cards[cid]
+    good = card.enforce("Sure, tell me more about your day", "Ann")
+
+    def record(i, source, reply):
+        return {"conversation_id": f"c{i}", "character_id": cid, "source": source, "user_name": "Ann",
+                "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": reply}]}
+
+    rates = evaluation.steerability_by_source(world.cards, [record(0, "user", good), record(1, "internal", good)])
+    assert set(rates) == {"all", "user", "internal", "following_by_type"}
+    assert rates["all"]["replies"] == 2 and rates["user"]["replies"] == 1
+    assert rates["all"]["violation_rate"] == 0.0
+    assert set(rates["following_by_type"]) == {i["type"] for i in card.instructions}
+    only_user = evaluation.steerability_by_source(world.cards, [record(0, "user", good)])
+    assert "internal" not in only_user

@@ -30,7 +30,7 @@ def _make_run(root: Path) -> Run:
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.05)
-    adapter = save_adapter(model, run.stage(0, "policy", "sft", "adapter"), {"stage": "sft"})
+    adapter = save_adapter(model, run.artifact(0, "policy.sft.adapter"), {"stage": "sft"})
     run.update_manifest(parameters={"profile": "tiny", "seed": 0, "model_name": "smollm2-135m-instruct",
                                     "scenario": "none", "generations": 1,
                                     "notebook_parameters": {"cards_dir": str(USER / "cards")}})
@@ -39,15 +39,15 @@ def _make_run(root: Path) -> Run:
     hi = [{"role": "user", "content": "hi there"}]
     save_dataset([{"prompt": hi, "completion": [{"role": "assistant", "content": "*turns a card* The Star."}],
                    "character_id": "selene", "user_name": "Sam", "origin": "kept"}],
-                 run.stage(0, "policy", "rs", "sft_data"))
+                 run.artifact(0, "policy.rs.sft_data"))
     pair = {"prompt": hi, "chosen": [{"role": "assistant", "content": "Aye, leave it overnight."}],
             "rejected": [{"role": "assistant", "content": "I cannot help."}], "character_id": "bram",
             "agreement": 1.0, "n_raters": 3, "origin": "logged"}
-    save_dataset([pair], run.stage(0, "annotation", "train_pairs"))
-    save_dataset([pair], run.stage(0, "annotation", "eval_pairs"))
+    save_dataset([pair], run.artifact(0, "annotation.train_pairs"))
+    save_dataset([pair], run.artifact(0, "annotation.eval_pairs"))
     save_dataset([{"conversation_id": "row-1", "character_id": "bram", "source": "user",
                    "messages": [SYSTEM, *hi, {"role": "assistant", "content": "Aye."}], "hidden": {"utility": [0.1]}}],
-                 run.stage(0, "traffic", "conversations"))
+                 run.artifact(0, "traffic.conversations"))
     lift = {"lift": 0.01, "ci95": [-0.02, 0.04]}
     run.write_metrics(0, "eval", {"instruction_following_rate": 0.7, "violation_rate": 0.4,
                                   "deployed": {"instruction_following_rate": 0.6, "violation_rate": 0.5},

@@ -1,24 +1,9 @@
-"""The main job: 2 generations with the tiny profile, the decision rule, resume, and the scenarios' parameters."""
+"""The main job: 2 generations with the tiny profile, resume, and the scenarios' parameters."""
 import pytest
 
 from kit import flywheel
 from kit.errors import ParameterError
 from kit.notebooks import STAGE_NOTEBOOKS, notebook_path, parameters_of
-
-
-def _ab(depth_lift, depth_ci, breadth_ci=(-0.1, 0.1), srm=0.5):
-    return {"depth": {"lift": depth_lift, "ci95": list(depth_ci)}, "breadth": {"lift": 0.0, "ci95": list(breadth_ci)},
-            "srm_p_value": srm}
-
-
-def test_decision_needs_the_gate_and_the_ab_test():
-    ok = {"promote": True, "reasons": []}
-    assert flywheel.decide(ok, _ab(0.05, (0.01, 0.09)))["promote"]
-    assert not flywheel.decide({"promote": False}, _ab(0.05, (0.01, 0.09)))["promote"]
-    assert not flywheel.decide(ok, _ab(-0.01, (-0.05, 0.03)))["promote"]
-    assert not flywheel.decide(ok, _ab(0.05, (0.01, 0.09), breadth_ci=(-0.2, -0.01)))["promote"]
-    d = flywheel.decide(ok, _ab(0.05, (0.01, 0.09), srm=1e-6))
-    assert not d["promote"] and any("sample-ratio" in r for r in d["reasons"])
 
 
 def test_scenarios_only_name_real_notebook_parameters():
@@ -80,7 +65,7 @@ def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
     assert world and annotation["labels"].endswith("labels.jsonl") and annotation["train_pairs"] == 9
     from kit.data import load_dataset_dir
 
-    assert len(load_dataset_dir(run.stage(0, "annotation", "eval_consensus"))) == 3, "held-out labels evaluate"
+    assert len(load_dataset_dir(run.artifact(0, "annotation.eval_consensus"))) == 3, "held-out labels evaluate"
     assert run.read_metrics(0, "policy", "rs")["sft_origins"] == {"imported": 7}
     ab = run.read_metrics(0, "ab")
     assert ab["exposed"] == {"control": 180, "treatment": 20} and ab["srm"] == "ok"

@@ -79,7 +79,7 @@ def test_grpo_keeps_the_loss_type_and_kl_it_is_given(world, sft_adapter, tmp_pat
 @needs_gpu
 def test_policy_generates_on_the_gpu(world, sft_adapter):
     from kit.config import GenerationConfig, stage_config
-    from kit.generation import Policy
+    from kit.sampling import Policy
 
     policy = Policy.load("smollm2-135m-instruct", sft_adapter[0], gen=stage_config(GenerationConfig, "tiny"))
     assert next(policy.model.parameters()).is_cuda

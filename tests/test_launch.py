@@ -27,7 +27,7 @@ def _run_with_an_sft_set(root: Path) -> Run:
     records = [{"prompt": [{"role": "user", "content": f"can you fix sword number {i}?"}],
                 "completion": [{"role": "assistant", "content": "Aye. Leave it on the anvil overnight."}],
                 "character_id": "bram", "user_name": "Sam", "origin": "kept"} for i in range(8)]
-    save_dataset(records, run.stage(0, "policy", "rs", "sft_data"))
+    save_dataset(records, run.artifact(0, "policy.rs.sft_data"))
     return run
 
 

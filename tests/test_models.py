@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kit import models
+from kit.device import cuda_available
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,7 @@ def test_generates_offline(base_policy):
 
 def test_backend_is_cpu_here_and_says_so(capsys):
     backend = models.choose_backend.__wrapped__()
-    assert backend.name == ("transformers-cpu" if not models.cuda_available() else backend.name)
+    assert backend.name == ("transformers-cpu" if not cuda_available() else backend.name)
     assert "backend:" in capsys.readouterr().out
 
 
@@ -92,7 +93,7 @@ def test_transformers_nf4_path_trains_and_reloads_on_the_cpu(world, monkeypatch,
 
     from kit import rl, sft
     from kit.config import PolicyConfig, stage_config
-    from kit.generation import Policy
+    from kit.sampling import Policy
 
     nf4 = models.Backend("transformers-nf4", "cpu", "float32", True)
     monkeypatch.setattr(models, "choose_backend", lambda *args, **kwargs: nf4)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from kit.errors import KitError
-from kit.paths import Run, atomic_path, read_json, write_json
+from kit.paths import ARTIFACTS, STAGES, Run, artifact_path, atomic_path, read_json, write_json
 
 
 def test_layout_and_metrics(tmp_path):
@@ -25,6 +25,33 @@ def test_unknown_stage_and_negative_generation(tmp_path):
         run.stage(0, "nope")
     with pytest.raises(KitError, match="generation"):
         run.gen(-1)
+
+
+def test_artifacts_resolve_by_name(tmp_path):
+    run = Run(tmp_path / "run")
+    assert run.artifact(0, "annotation.candidates") == run.root / "gen_0" / "annotation" / "candidates"
+    assert run.artifact(1, "rewards.signals.thumb_up") == run.root / "gen_1" / "rewards" / "signals" / "thumb_up"
+    assert run.artifact(2, "eval.metrics.json") == run.root / "gen_2" / "eval" / "metrics.json"
+    assert run.artifact(1, "ab.events.jsonl", label="cumulative") == run.root / "gen_1" / "ab" / "cumulative" / \
+        "events.jsonl"
+    assert run.artifact(3, "manifest.json") == run.manifest_path
+    assert run.artifact(0, "policy.rs.prompts").parent.is_dir(), "its folder is made"
+    assert not run.artifact(4, "policy.rl.adapter", create=False).parent.exists()
+    with pytest.raises(KitError, match="did you mean annotation.candidates"):
+        run.artifact(0, "annotation.candidate")
+    with pytest.raises(KitError, match="plain folder name"):
+        run.artifact(0, "ab.events.jsonl", label="../x")
+
+
+def test_every_artifact_is_in_a_stage_folder_and_metrics_where_write_metrics_puts_them(tmp_path):
+    run = Run(tmp_path / "run")
+    for name in ARTIFACTS:
+        path = run.artifact(0, name, create=False)
+        assert path.relative_to(run.gen(0)).parts[0] in STAGES and artifact_path(name).replace("/", ".") == name
+        if name.endswith(".metrics.json"):
+            stage, *sub = artifact_path(name).split("/")[:-1]
+            assert path == run.metrics_path(0, stage, "/".join(sub) or None)
+    assert len(set(ARTIFACTS)) == len(ARTIFACTS)
 
 
 def test_atomic_write_leaves_previous_version_on_crash(tmp_path):
@@ -93,7 +120,7 @@ def test_a_write_killed_midway_leaves_nothing_a_rerun_does_not_clean(tmp_path):
 
 def test_a_crash_between_the_two_renames_puts_the_previous_version_back(tmp_path):
     run = Run(tmp_path / "run")
-    target = run.stage(0, "curation", "train_prompts")
+    target = run.artifact(0, "curation.train_prompts")
     stale = target.parent / f".train_prompts.tmp-{_dead_pid()}-x1y2"
     (stale / ".old-train_prompts").mkdir(parents=True)
     (stale / ".old-train_prompts" / "data.txt").write_text("previous")

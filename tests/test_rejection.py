@@ -55,14 +55,6 @@ def test_rewrite_records_take_only_steerability_rewrites():
     assert len(recs) == 1 and recs[0]["completion"][0]["content"] == "good"
 
 
-def test_pick_prompts_is_seeded_and_ordered():
-    items = [{"i": i} for i in range(50)]
-    a, b = rejection.pick_prompts(items, 10, 0), rejection.pick_prompts(items, 10, 0)
-    assert a == b and [x["i"] for x in a] == sorted(x["i"] for x in a)
-    assert rejection.pick_prompts(items, 10, 1) != a
-    assert len(rejection.pick_prompts(items, 99, 0)) == 50
-
-
 def test_candidates_come_from_annotation_redacted(world):
     """Rejection sampling chooses among the candidates annotation generated and kept (logged reply first), and
     redacts them again: a candidate list edited by hand cannot carry personal data into the SFT set."""

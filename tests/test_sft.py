@@ -49,7 +49,7 @@ def test_loss_mask_covers_only_the_reply_and_its_end_of_turn(cards):
 def test_sft_adapter_of_the_flywheel_is_a_peft_adapter(tiny_flywheel):
     """The tiny flywheel's SFT stage (notebook 04) trained through kit.sft.train_sft: its adapter is in PEFT
     format and loads with AutoPeftModelForCausalLM; the loss saw fewer tokens than the model read."""
-    adapter = tiny_flywheel.stage(0, "policy", "sft", "adapter")
+    adapter = tiny_flywheel.artifact(0, "policy.sft.adapter")
     files = {p.name for p in adapter.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "kit_policy.json"} <= files
     assert sft.load_adapter_check(adapter) == "PeftModelForCausalLM"
@@ -67,7 +67,7 @@ def test_an_adapter_loaded_to_generate_is_merged_with_the_same_outputs(tiny_flyw
 
     from kit.models import load_policy, resolve_model
 
-    adapter = tiny_flywheel.stage(0, "policy", "sft", "adapter")
+    adapter = tiny_flywheel.artifact(0, "policy.sft.adapter")
     merged, tok = load_policy("smollm2-135m-instruct", adapter)
     assert not isinstance(merged, PeftModel)
     plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m-instruct")),

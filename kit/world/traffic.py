@@ -47,7 +47,7 @@ def plan_sessions(world, n_sessions: int, n_internal: int, day: int, seed: int) 
 
 def collect_traffic(world, policy, *, n_sessions: int, n_internal_sessions: int = 0, max_turns: int = 4,
                     day: int = 0, seed: int = 0, progress: bool = True) -> list[dict]:
-    """Run today's sessions with `policy` (a kit.generation.Policy) and return them as conversation records."""
+    """Run today's sessions with `policy` (a kit.sampling.Policy) and return them as conversation records."""
     p = world.params
     plan = plan_sessions(world, n_sessions, n_internal_sessions, day, seed)
     streams = [rng(seed, "traffic-session", day, s["session"]) for s in plan]

@@ -10,11 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..seeding import rng
+from ..stats import sigmoid
 from .params import FIRST_NAMES, NON_NEGATIVE, PREF_SD, PREFERENCES, WorldParams
-
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
 
 
 @dataclass

@@ -71,7 +71,7 @@ def test_signals_follow_utility():
 
 def test_each_segment_peaks_near_its_preferred_length(world):
     from kit.world.params import SEGMENTS
-    from kit.world.tour import length_curve
+    from kit.world_tour import length_curve
 
     curve = length_curve(world)
     for segment, table in curve.groupby("segment"):

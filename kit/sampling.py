@@ -1,4 +1,5 @@
-"""Batched generation with the model's own chat template: the one path every stage uses to let a policy reply."""
+"""Text sampling: how a policy writes replies, in batches, with the model's own chat template; the one path every
+stage uses to let a policy reply (rejection sampling, which chooses among replies, is kit/rejection.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,15 +1,16 @@
-"""What notebook 01 shows a learner about the world: tables and plots, computed here so the notebook stays a story."""
+"""The world tour: what notebook 01 shows a learner about the synthetic world (the cast, the users' hidden
+preferences, the hidden utility, a day of traffic, the raters' biases), computed here so the notebook stays a
+story. A view of the world, not part of it: kit/world/ simulates, this module only looks."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..evaluation import steerability_rates
-from ..features import FEATURES
-from .instructions import instruction_text
-from .params import PREFERENCES
-from .raters import RaterPool, pairwise_votes
-from .traffic import traffic_metrics, turns
+from .features import FEATURES
+from .world.instructions import instruction_text
+from .world.params import PREFERENCES
+from .world.raters import RaterPool, pairwise_votes
+from .world.traffic import traffic_metrics, turns
 
 
 def cards_table(cards: dict) -> pd.DataFrame:
@@ -115,28 +116,6 @@ def raters_vs_users(world, records: list[dict], n_raters: int = 5, seed: int = 0
                      "users better off": float((u_edit > u_base).mean()),
                      "mean utility change": float((u_edit - u_base).mean())})
     return pd.DataFrame(rows)
-
-
-def steerability(cards: dict, records: list[dict]) -> dict:
-    """Instruction following and violation rates of the replies in `records`, overall and per source.
-
-    instruction_following_rate: share of (reply, instruction) checks that pass;
-    violation_rate: share of replies that break at least one of their card's instructions.
-    """
-    items = turns(records)
-    out = {}
-    for source in ("all", "user", "internal"):
-        chosen = [it for it in items if source == "all" or it["source"] == source]
-        if not chosen:
-            continue
-        out[source] = steerability_rates(cards, chosen, [it["reply"] for it in chosen])
-    by_type: dict[str, list[bool]] = {}
-    for it in items:
-        broken = set(cards[it["character_id"]].violations(it["reply"], it.get("user_name")))
-        for inst in cards[it["character_id"]].instructions:
-            by_type.setdefault(inst["type"], []).append(inst["type"] not in broken)
-    out["following_by_type"] = {k: float(np.mean(v)) for k, v in sorted(by_type.items())}
-    return out
 
 
 def traffic_summary(world, records: list[dict]) -> dict:
