@@ -85,6 +85,9 @@ def main(argv=None) -> int:
                      help="also write the runs' headline figures side by side (e.g. seeds 0, 1, 2) to OUT.md")
     rep.add_argument("--publish", default=None, metavar="DEST",
                      help="copy each run's metrics.json files, manifest and report to DEST/<run name>/")
+    rep.add_argument("--readme", default=None, metavar="FILE",
+                     help="with --compare and --publish: put the side-by-side table and links to the published "
+                          "reports between FILE's <!-- results --> markers (e.g. README.md)")
 
     args = parser.parse_args(argv)
     try:
@@ -138,13 +141,32 @@ def main(argv=None) -> int:
             from .paths import write_text
             from .report import compare_markdown, publish, write_report
 
+            if args.readme and not (args.compare and args.publish):
+                raise KitError("report --readme: give --compare OUT.md and --publish DEST too (the README links the "
+                               "published reports)")
+            if args.readme:                                  # its markers checked before anything is written
+                import os
+
+                from .data import read_text
+                from .report import with_results
+
+                readme = read_text(args.readme, "a markdown file")
+                with_results(readme, "", [], args.readme)
             for run_dir in args.run_dirs:
                 print("wrote", write_report(run_dir))
                 if args.publish:
                     print(f"copied {len(publish(run_dir, Path(args.publish) / Path(run_dir).name))} files to "
                           f"{Path(args.publish) / Path(run_dir).name}")
             if args.compare:
-                print("wrote", write_text(args.compare, compare_markdown(args.run_dirs)))
+                table = compare_markdown(args.run_dirs)
+                print("wrote", write_text(args.compare, table))
+            if args.readme:
+                base = Path(args.readme).resolve().parent
+                links = []
+                for d in args.run_dirs:
+                    report = Path(args.publish).resolve() / Path(d).name / "report.md"
+                    links.append(f"[{Path(d).name}]({Path(os.path.relpath(report, base)).as_posix()})")
+                print("wrote", write_text(args.readme, with_results(readme, table, links, args.readme)))
         elif args.command == "method-map":
             from .data import read_text
             from .method import render_map, with_map

@@ -326,6 +326,22 @@ def compare_markdown(run_dirs: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+RESULTS_MARKERS = ("<!-- results -->", "<!-- /results -->")
+
+
+def with_results(text: str, table: str, links: list[str], where: str = "the text") -> str:
+    """`text` (the README) with `table` (compare_markdown's) and links to each run's report between its
+    RESULTS_MARKERS; `where` names it in an error. Nothing else of the text changes."""
+    start, end = RESULTS_MARKERS
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise KitError(f"{where}: expected one {start} line and one {end} after it, around the results")
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    body = (table.rstrip() + "\n\nEvery figure is read from the runs' `metrics.json` and `manifest.json` by "
+            "`python -m kit report`; each run's own report: " + ", ".join(links) + ".")
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def publish(run_dir, dest) -> list[Path]:
     """Copy a run's metrics.json files, manifest.json and report (no weights, no datasets) to `dest` in the run
     directory's own layout, so its figures can be checked against the files."""

@@ -33,3 +33,23 @@ def test_report_is_written_from_the_runs_metrics(tiny_flywheel, tmp_path):
 def test_report_needs_a_flywheel_run(tmp_path):
     with pytest.raises(KitError, match="no manifest.json"):
         report.write_report(tmp_path)
+
+
+def test_readme_results_block_is_replaced_and_nothing_else():
+    text = "# Kit\n\nintro\n\n<!-- results -->\nold table\n<!-- /results -->\n\n## After\n"
+    new = report.with_results(text, "| | seed 0 |\n| --- | --- |\n", ["[s0](docs/results/s0/report.md)"])
+    assert new.startswith("# Kit\n\nintro\n\n<!-- results -->\n| | seed 0 |")
+    assert new.endswith("<!-- /results -->\n\n## After\n")
+    assert "old table" not in new and "[s0](docs/results/s0/report.md)" in new
+    assert report.with_results(new, "| | seed 0 |\n| --- | --- |\n", ["[s0](docs/results/s0/report.md)"]) == new
+    with pytest.raises(KitError, match="README.md: expected one <!-- results -->"):
+        report.with_results("no markers", "", [], "README.md")
+
+
+def test_report_readme_needs_compare_and_publish_and_writes_nothing_without_them(tmp_path, capsys):
+    from kit.cli import main
+
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results -->\n<!-- /results -->\n")
+    assert main(["report", str(tmp_path / "run"), "--readme", str(readme)]) != 0
+    assert "--compare" in capsys.readouterr().err and readme.read_text() == "<!-- results -->\n<!-- /results -->\n"
