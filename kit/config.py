@@ -39,7 +39,7 @@ PROFILES: dict[str, dict] = {
     "cpu": dict(
         n_users=600, n_sessions=20, n_internal_sessions=8, max_turns=2, max_new_tokens=64, gen_batch_size=32,
         n_raters=5, max_annotated_prompts=32, max_annotated_eval_prompts=12, candidates_per_prompt=2,
-        eval_candidates_per_prompt=2, eval_fraction=0.3,
+        eval_candidates_per_prompt=4, eval_fraction=0.3,
         rm_max_pairs=2000, rm_max_signal_examples=400, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
         rs_max_prompts=32, sft_epochs=4.0, sft_max_steps=12, sft_lr=1e-3, sft_batch_size=8, sft_lora_layers=10,
         dpo_max_pairs=8, dpo_lr=2e-4, rl_steps=12, rl_prompts_per_step=2, rl_num_generations=4, rl_lr=2e-4,
