@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import KitError, ParameterError
-from .privacy import assert_no_pii, redact, redact_records  # assert_no_pii lived here: kept importable
+from .privacy import assert_no_pii, redact, redact_records
 from .seeding import rng
 from .world.raters import compliant_rewrites, pairwise_votes, static_ratings, steerability_flags
 
@@ -215,6 +215,16 @@ def rate_alternatives(world, policy, records: list[dict], *, n_pairs: int, n_rat
 
 
 # ---------------------------------------------------------------------------------------------- splits and checks
+def pair_filters(config, *, length: bool = True, emoji: bool = True):
+    """`config` (a CurationConfig) with the pair filter on length differences and / or on emoji differences turned
+    off (`length=False`, `emoji=False`): the lessons switch them off so that reward models learn the raters' taste
+    for long, emoji-rich replies."""
+    import dataclasses
+
+    off = {**({} if length else {"max_len_diff": None}), **({} if emoji else {"max_emoji_diff": None})}
+    return dataclasses.replace(config, **off)
+
+
 def consensus_split(pairs: list[dict], min_agreement: float) -> list[dict]:
     """Ranked pairs on which at least `min_agreement` of a multi-rater panel agreed."""
     return [p for p in pairs if p["n_raters"] > 1 and p["agreement"] >= min_agreement - 1e-9]

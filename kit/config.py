@@ -353,10 +353,25 @@ class ABConfig(_StageConfig):
                                         # kit/abtest.py reply_noise): the cache's own sampling noise
 
 
+def scaled(config, **factors):
+    """A copy of a stage config with fields multiplied (an integer field rounded to an integer), checked again like
+    any config: `scaled(cfg, rl_steps=3.0, rl_lr=5.0)` is the `overfit` lesson's RL budget (notebook 05's
+    rl_steps_scale and rl_lr_scale)."""
+    values = {}
+    for name, factor in factors.items():
+        if name not in {f.name for f in dataclasses.fields(config)}:
+            raise ParameterError(name, f"a field of {type(config).__name__} to scale", name)
+        if not _number_ok(factor, False, Range(0)):
+            raise ParameterError(f"{name} scale", "a number >= 0", factor)
+        value = getattr(config, name)
+        values[name] = int(round(value * factor)) if type(value) is int else value * factor
+    return dataclasses.replace(config, **values)
+
+
 def as_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
 __all__ = ["PROFILES", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "RANGES", "CHOICES", "Range", "check_fields",
            "resolve_profile", "stage_config", "GenerationConfig", "WorldConfig", "CurationConfig",
-           "RewardModelConfig", "PolicyConfig", "EvalConfig", "ABConfig", "as_dict", "field"]
+           "RewardModelConfig", "PolicyConfig", "EvalConfig", "ABConfig", "scaled", "as_dict", "field"]

@@ -115,6 +115,29 @@ def held_out(eval_items: list[dict], n: int, seed: int) -> list[dict]:
         if len(picked) < n else picked
 
 
+def held_out_check(run, generation: int, cards: dict, world, adapters: dict, *, baseline: str, reward_fn,
+                   model_name: str, gen_config, n: int, seed: int) -> dict:
+    """The before/after check of notebooks 04 and 05: the policies of `adapters` (name -> adapter folder, None for
+    the base model) reply to the same `n` held-out prompts (held_out_items, held_out) with the same sampling seed,
+    each policy's replies generated once in a run (Run.reply_cache); then `compare` against `baseline`, with
+    `reward_fn` and the world's hidden utility."""
+    from .sampling import Policy
+
+    held = held_out(held_out_items(run, generation), n, seed)
+    policies = {name: Policy.load(model_name, adapter, name=name, seed=seed, gen=gen_config)
+                for name, adapter in adapters.items()}
+    replies = generate_for(policies, cards, held, seed=seed, cache=run.reply_cache())
+    return compare(cards, held, replies, reward_fn=reward_fn, baseline=baseline, seed=seed, world=world)
+
+
+def check_table(check: dict):
+    """A `compare` result as a table: a column per policy, its rates and means (the paired differences left out:
+    they are check[name]["vs_<baseline>"])."""
+    import pandas as pd
+
+    return pd.DataFrame({k: {m: v for m, v in d.items() if not m.startswith("vs_")} for k, d in check.items()})
+
+
 def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, temperature: float | None = None,
                  cache=None) -> dict[str, list[str]]:
     """Each policy's replies to the same prompts with the same sampling seed (whatever the policies' names).
@@ -220,6 +243,40 @@ def production_metrics(world, items: list[dict], replies: list[str]) -> dict:
 def _last_user(item: dict) -> str:
     users = [m["content"] for m in item.get("history", []) if m["role"] == "user"]
     return users[-1] if users else ""
+
+
+def summarise(world, cards: dict, items: list[dict], replies: dict[str, list[str]]) -> dict:
+    """Per policy (notebook 06): its steerability rates, its production metrics and the mean hidden utility of its
+    replies to `items`."""
+    return {name: dict(steerability_rates(cards, items, reps), production=production_metrics(world, items, reps),
+                       hidden_utility=float(hidden_utility(world, items, reps).mean()))
+            for name, reps in replies.items()}
+
+
+def summary_table(summary: dict):
+    """A `summarise` result as a table: a column per policy; the production metrics, instruction following,
+    violation rate and hidden utility as rows."""
+    import pandas as pd
+
+    return pd.DataFrame({k: dict(d["production"], **{m: d[m] for m in ("instruction_following_rate",
+                                                                         "violation_rate")},
+                                 hidden_utility=d["hidden_utility"]) for k, d in summary.items()})
+
+
+def offline_metrics(summary: dict, wins: dict, judge_consistency: float, verdict: dict, vs_base: dict,
+                    items: list[dict], *, candidate_adapter, deployed_adapter, config) -> dict:
+    """gen_<g>/eval/metrics.json (notebook 06): the candidate's rates at the top, each policy's summary (the base
+    model's is the deployed policy's while that is the base model), the win rates, the gate's verdict, the
+    candidate against the base model (`compare`'s paired differences), the prompts per source and the config."""
+    return {"instruction_following_rate": summary["candidate"]["instruction_following_rate"],
+            "violation_rate": summary["candidate"]["violation_rate"],
+            "deployed": summary["deployed"], "candidate": summary["candidate"],
+            "base": summary.get("base", summary["deployed"]),
+            "win_rate": wins, "judge_order_consistency": judge_consistency, "gate": verdict,
+            "candidate_vs_base": vs_base["candidate"]["vs_base"],
+            "candidate_adapter": str(candidate_adapter), "deployed_adapter": deployed_adapter,
+            "prompts": {s: sum(it["source"] == s for it in items) for s in ("user", "internal")},
+            "config": config.__dict__}
 
 
 # ---------------------------------------------------------------------------------------------- win rates

@@ -374,6 +374,20 @@ def trajectory(run: Run):
     return pd.DataFrame(rows)
 
 
+def steerability_from_base(traj):
+    """Instruction following and violation rate of the base model (deployed at generation 0) and then of each
+    generation's candidate, on the held-out prompts of its generation; None before any evaluation ran. `traj`: a
+    `trajectory` table."""
+    import pandas as pd
+
+    if "instruction_following" not in traj or not len(traj):
+        return None
+    return pd.DataFrame({"policy": ["base"] + [f"gen {g} candidate" for g in traj["generation"]],
+                         "instruction_following": [traj["deployed_instruction_following"].iloc[0]]
+                         + traj["instruction_following"].tolist(),
+                         "violation_rate": [traj["deployed_violation_rate"].iloc[0]] + traj["violation_rate"].tolist()})
+
+
 def cumulative(run: Run) -> dict | None:
     """The final A/B test of the last promoted generation against the base model, if it ran."""
     last = run.manifest().get("last_promoted")

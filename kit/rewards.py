@@ -639,6 +639,14 @@ def ngram_baseline(train_pairs: list[dict], splits: dict[str, list[dict]], *, c:
     return out
 
 
+def signal_calibration(scorer: Scorer, cards: dict, items: list[dict], signal: str, **kw) -> dict:
+    """How well a user-signal model's p(`signal`) matches the signal logged after each of `items`' replies (held-out
+    traffic; replies without that signal are left out): `calibration` of its probabilities against the 0/1s."""
+    rows = [it for it in items if it["signals"].get(signal) is not None]
+    p = sigmoid(scorer.score_replies(cards, rows, [it["reply"] for it in rows], **kw))
+    return calibration(p, np.array([it["signals"][signal] for it in rows]))
+
+
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int = 5) -> dict:
     """Reliability table (equal-count bins), Brier score and expected calibration error."""
     probs, labels = np.asarray(probs, float), np.asarray(labels, float)

@@ -2,6 +2,7 @@ import pytest
 
 from kit import annotation
 from kit.errors import KitError
+from kit.privacy import assert_no_pii
 
 ITEM = {"character_id": "zen_kai", "source": "user", "user_name": "Sam", "user_id": "u-001", "conversation_id": "c1",
         "turn": 0, "prompt_id": "p1", "history": [{"role": "user", "content": "i can't sleep"}],
@@ -32,13 +33,19 @@ def test_candidates_are_redacted_before_raters_see_them(world):
     items = [dict(ITEM, reply="call me at +1 (415) 555-2671 anytime.")]
     out = annotation.annotate_pairs(world, items, ["my email is kai@calm.org, write me."], n_raters=3, seed=0,
                                     key="p", steerability=False)
-    annotation.assert_no_pii(out["pairs"] + out["ratings"], "test")
+    assert_no_pii(out["pairs"] + out["ratings"], "test")
     assert "[PHONE]" in str(out["pairs"]) or "[EMAIL]" in str(out["pairs"])
 
 
-def test_assert_no_pii_raises():
-    with pytest.raises(KitError, match="personal data"):
-        annotation.assert_no_pii([{"chosen": [{"content": "ssn 123-45-6789"}]}], "x")
+def test_pair_filters_switch_off_only_what_is_asked():
+    from kit.config import CurationConfig, stage_config
+
+    cfg = stage_config(CurationConfig, "tiny")
+    assert annotation.pair_filters(cfg) == cfg
+    no_length = annotation.pair_filters(cfg, length=False)
+    assert no_length.max_len_diff is None and no_length.max_emoji_diff == cfg.max_emoji_diff
+    off = annotation.pair_filters(cfg, length=False, emoji=False)
+    assert off.max_len_diff is None and off.max_emoji_diff is None and cfg.max_len_diff is not None
 
 
 def test_consensus_and_single_rater_views():

@@ -86,3 +86,20 @@ def test_cross_field_rules():
         stage_config(EvalConfig, "tiny", min_win_rate=0.8, max_win_rate=0.6)
     with pytest.raises(ParameterError, match=r"signal_weights.continue"):
         stage_config(RewardModelConfig, "tiny", signal_weights={"continue": "0.3"})
+
+
+def test_scaled_multiplies_fields_rounds_integers_and_checks_again():
+    from kit.config import scaled
+
+    cfg = stage_config(PolicyConfig, "cpu")
+    out = scaled(cfg, rl_steps=3.0, rl_lr=5.0)
+    assert out.rl_steps == cfg.rl_steps * 3 and type(out.rl_steps) is int
+    assert out.rl_lr == pytest.approx(cfg.rl_lr * 5)
+    assert scaled(cfg, rl_steps=0.5).rl_steps == int(round(cfg.rl_steps * 0.5))
+    assert scaled(cfg) == cfg and cfg.rl_steps == stage_config(PolicyConfig, "cpu").rl_steps, "a copy"
+    with pytest.raises(ParameterError, match="not_a_field"):
+        scaled(cfg, not_a_field=2.0)
+    with pytest.raises(ParameterError, match="rl_steps scale"):
+        scaled(cfg, rl_steps=-1.0)
+    with pytest.raises(ParameterError, match="rl_lr"):   # checked again: a learning rate of 0 is no rate
+        scaled(cfg, rl_lr=0.0)

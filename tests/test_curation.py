@@ -3,6 +3,7 @@ import pytest
 
 from kit import curation
 from kit.errors import KitError
+from kit.privacy import assert_no_pii
 from kit.paths import samples_dir
 from kit.data import load_conversations
 
@@ -82,4 +83,4 @@ def test_curated_and_annotated_data_hold_no_personal_data(world, sample_items):
     leaky = [it["reply"] + " write me at kai.lee@gmail.com or +1 (415) 555-2671" for it in items]
     out = annotation.annotate_pairs(world, items, leaky, n_raters=3, seed=0, key="leak")
     assert out["pairs"]
-    annotation.assert_no_pii(out["pairs"] + out["ratings"], "annotation")
+    assert_no_pii(out["pairs"] + out["ratings"], "annotation")

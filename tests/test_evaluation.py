@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -142,3 +144,49 @@ def test_steerability_of_logged_traffic_by_source_and_instruction_type(world):
     assert set(rates["following_by_type"]) == {i["type"] for i in card.instructions}
     only_user = evaluation.steerability_by_source(world.cards, [record(0, "user", good)])
     assert "internal" not in only_user
+
+
+def _summary(following: float, violations: float, utility: float) -> dict:
+    """One policy's entry of evaluation.summarise."""
+    return {"instruction_following_rate": following, "violation_rate": violations, "replies": 4,
+            "production": {"emoji_rate": 0.25, "mean_length": 30.0}, "hidden_utility": utility}
+
+
+def test_check_table_leaves_out_the_paired_differences():
+    check = {"base": {"instruction_following_rate": 0.7, "mean_reward": 0.1},
+             "sft": {"instruction_following_rate": 0.8, "mean_reward": 0.3,
+                     "vs_base": {"reward": {"diff": 0.2, "ci95": [0.1, 0.3], "n": 4}}}}
+    table = evaluation.check_table(check)
+    assert list(table.columns) == ["base", "sft"]
+    assert set(table.index) == {"instruction_following_rate", "mean_reward"}
+    assert table.loc["mean_reward", "sft"] == 0.3
+
+
+def test_summary_table_rows_are_production_steerability_and_utility():
+    summary = {"deployed": _summary(0.7, 0.4, -0.1), "candidate": _summary(0.9, 0.2, 0.2)}
+    table = evaluation.summary_table(summary)
+    assert list(table.columns) == ["deployed", "candidate"]
+    assert set(table.index) == {"emoji_rate", "mean_length", "instruction_following_rate", "violation_rate",
+                                "hidden_utility"}
+    assert table.loc["violation_rate", "candidate"] == 0.2 and table.loc["hidden_utility", "deployed"] == -0.1
+
+
+def test_offline_metrics_say_the_candidate_first_and_the_base_is_the_deployed_policy_at_first():
+    from kit.config import EvalConfig, stage_config
+
+    summary = {"deployed": _summary(0.7, 0.4, -0.1), "candidate": _summary(0.9, 0.2, 0.2)}
+    items = [{"source": "user"}] * 3 + [{"source": "internal"}]
+    vs_base = {"candidate": {"vs_base": {"following": {"diff": 0.2, "ci95": [0.0, 0.4], "n": 4}}}}
+    verdict = {"promote": True, "reasons": ["pass: ..."]}
+    cfg = stage_config(EvalConfig, "tiny")
+    m = evaluation.offline_metrics(summary, {"pointwise": {"user": 0.6}}, 0.9, verdict, vs_base, items,
+                                   candidate_adapter=Path("a/b"), deployed_adapter=None, config=cfg)
+    assert (m["instruction_following_rate"], m["violation_rate"]) == (0.9, 0.2)
+    assert m["base"] == m["deployed"] == summary["deployed"]
+    assert m["candidate_vs_base"] == vs_base["candidate"]["vs_base"]
+    assert m["prompts"] == {"user": 3, "internal": 1} and m["gate"] is verdict
+    assert m["candidate_adapter"] == str(Path("a/b")) and m["deployed_adapter"] is None
+    assert m["config"]["eval_prompts"] == cfg.eval_prompts
+    with_base = dict(summary, base=_summary(0.5, 0.6, -0.3))
+    assert evaluation.offline_metrics(with_base, {}, 1.0, verdict, vs_base, items, candidate_adapter="x",
+                                      deployed_adapter="y", config=cfg)["base"] == with_base["base"]

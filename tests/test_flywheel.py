@@ -218,3 +218,16 @@ def test_a_stage_killed_mid_run_leaves_no_half_artifact_and_reruns_to_the_same_r
     for name in ("curation/train_prompts", "curation/eval_prompts", "annotation/train_pairs",
                  "annotation/eval_pairs"):
         assert load_dataset_dir(ref / "gen_0" / name).to_list() == load_dataset_dir(killed / "gen_0" / name).to_list()
+
+
+def test_steerability_from_base_puts_the_base_model_before_every_candidate():
+    import pandas as pd
+
+    traj = pd.DataFrame({"generation": [0, 1], "instruction_following": [0.8, 0.9], "violation_rate": [0.3, 0.2],
+                         "deployed_instruction_following": [0.7, 0.8], "deployed_violation_rate": [0.4, 0.3]})
+    steer = flywheel.steerability_from_base(traj)
+    assert steer["policy"].tolist() == ["base", "gen 0 candidate", "gen 1 candidate"]
+    assert steer["instruction_following"].tolist() == [0.7, 0.8, 0.9]
+    assert steer["violation_rate"].tolist() == [0.4, 0.3, 0.2]
+    assert flywheel.steerability_from_base(pd.DataFrame({"generation": [0]})) is None, "no evaluation yet"
+    assert flywheel.steerability_from_base(pd.DataFrame()) is None

@@ -142,3 +142,20 @@ def test_label_ceiling_learns_what_the_labels_reward(world):
     flipped = rewards.label_ceiling(world, _rule_pairs(world, follow_chosen=False)[::2], {"held": held})["held"]
     assert flipped["accuracy"] <= 0.2, "labels that reward breaking the rules teach the opposite"
     assert rewards.label_ceiling(world, [], {"held": held})["held"]["accuracy"] is None
+
+
+def test_signal_calibration_scores_only_replies_that_logged_the_signal():
+    class Fixed:   # a signal model whose logits are known: 0 -> p 0.5, log 3 -> p 0.75
+        def score_replies(self, cards, items, replies, **kw):
+            self.seen = list(replies)
+            return np.array([it["logit"] for it in items])
+
+    items = [{"reply": "a", "logit": 0.0, "signals": {"continue": 1}},
+             {"reply": "b", "logit": np.log(3), "signals": {"continue": 0}},
+             {"reply": "c", "logit": 5.0, "signals": {"continue": None}}]
+    scorer = Fixed()
+    out = rewards.signal_calibration(scorer, {}, items, "continue", batch_size=2)
+    assert scorer.seen == ["a", "b"]
+    assert [b["n"] for b in out["bins"]] == [1, 1] and out["base_rate"] == 0.5
+    assert out["brier"] == pytest.approx((0.25 + 0.5625) / 2)
+    assert out["ece"] == pytest.approx((0.5 + 0.75) / 2)

@@ -29,6 +29,16 @@ class World:
                    testers=Population.sample(n_testers, params, seed, "t"), params=params, seed=seed,
                    embedder=embedder)
 
+    @classmethod
+    def from_config(cls, config, seed: int = 0, cards_dir=None) -> "World":
+        """The world a notebook builds: `config` (a kit.config.WorldConfig: the profile's population size and the
+        rater / privacy knobs, None keeping the documented defaults of params.py) from `seed`, with the cast of
+        `cards_dir` (None: the 14 sample cards)."""
+        params = WorldParams().with_overrides(rater_emoji_bias=config.rater_emoji_bias,
+                                              rater_length_bias=config.rater_length_bias,
+                                              rater_noise=config.rater_noise, pii_rate=config.pii_rate)
+        return cls.build(seed, config.n_users, cards_dir=cards_dir, params=params)
+
     # -- who --------------------------------------------------------------------------------------------
     def _lookup(self, user_id: str) -> tuple[Population, int]:
         pop = self.testers if user_id.startswith("t-") else self.population
