@@ -49,10 +49,15 @@ def main(argv=None) -> int:
 
     trn = sub.add_parser("train", help="one training stage from a run directory, as its notebook trains it; runs "
                          "under `accelerate launch` for more than one GPU", allow_abbrev=False)
-    trn.add_argument("stage", choices=STAGES, help="sft: notebook 04's SFT on the SFT set it saved")
+    trn.add_argument("stage", choices=STAGES,
+                     help="rm: notebook 03's reward models (a LoRA backbone, rm_backbone='policy', under the "
+                          "launcher; the default embedding heads on one process only); sft: notebook 04's SFT on "
+                          "the SFT set it saved; dpo: notebook 05's DPO patch from the SFT adapter; rl: notebook "
+                          "05's online RL (GRPO or online DPO) from the DPO adapter, else the SFT adapter")
     trn.add_argument("--run-dir", required=True)
     trn.add_argument("--generation", type=int, required=True)
-    trn.add_argument("--out", default=None, help="default: where the notebook writes it (gen_<g>/policy/sft/adapter)")
+    trn.add_argument("--out", default=None, help="default: where the notebook writes it (gen_<g>/policy/<stage>/adapter; "
+                     "rm: gen_<g>/rewards/<kind>, with --out OUT/<kind>); with --out no metrics are written")
     trn.add_argument("--profile", default=None, help="default: the run's (manifest.json)")
     trn.add_argument("--seed", type=int, default=None, help="default: the run's")
     trn.add_argument("--model", default=None, help="default: the run's")

@@ -67,6 +67,17 @@ def patch_pairs(annotation_pairs: list[dict], rs_items: list[dict], rs_table, *,
     return taken + sample_in_order(rest, max_pairs - len(taken), seed, "dpo-pairs-fill")
 
 
+def run_patch(run, generation: int, rs_items: list[dict], rs_table, cards: dict, cfg, seed: int, *,
+              consensus_agreement: float) -> list[dict]:
+    """Notebook 05's patch (also `python -m kit train dpo`): from generation `generation`'s annotation training pairs
+    and rejection sampling's prompts and candidates (kit.rejection.load_saved), at most cfg.dpo_max_pairs."""
+    from .data import load_dataset_dir
+
+    annotated = load_dataset_dir(run.artifact(generation, "annotation.train_pairs", create=False)).to_list()
+    return patch_pairs(annotated, rs_items, rs_table, consensus_agreement=consensus_agreement,
+                       max_pairs=cfg.dpo_max_pairs, seed=seed, cards=cards)
+
+
 def _pair(item: dict, chosen: str, rejected: str, why: str) -> dict:
     return {"prompt": [{"role": m["role"], "content": m["content"]} for m in item["history"] if m["role"] != "system"],
             "chosen": [{"role": "assistant", "content": chosen}], "rejected": [{"role": "assistant", "content": rejected}],

@@ -183,6 +183,16 @@ def import_sft(path, cards: dict) -> list[dict]:
     return out
 
 
+def load_saved(run, generation: int) -> tuple[list[dict], "pd.DataFrame"]:
+    """Rejection sampling's prompts and scored candidate table as notebook 04 saved them (policy.rs.prompts,
+    policy.rs.candidates): what the DPO patch, RL's prompts and RL's reward scale read (notebook 05, kit.launch)."""
+    from .data import load_dataset_dir
+
+    items = load_dataset_dir(run.artifact(generation, "policy.rs.prompts", create=False)).to_list()
+    table = load_dataset_dir(run.artifact(generation, "policy.rs.candidates", create=False)).to_pandas()
+    return items, table
+
+
 def verifiable_reward_fn(cards: dict, reward_fn, *, follow_weight: float, reward_sd: float):
     """The reward RL optimises: the composite reward in units of its spread over the rejection-sampling candidates
     (`reward_sd`), plus `follow_weight` times the share of the card's rules the reply follows. The rules are

@@ -83,7 +83,7 @@ def _losses(trainer) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _lm_backbone(model_name: str, cfg) -> str | None:
+def lm_backbone(model_name: str, cfg) -> str | None:
     """The causal LM to train a classifier on, or None for an embedding reward model (see the module note)."""
     from .models import is_sentence_encoder
 
@@ -98,7 +98,7 @@ def train_pointwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cf
     `cfg.rm_backbone` names ("policy": `model_name`'s family). Saved to out_dir; returns the training log."""
     if not pairs:
         raise KitError("pointwise reward model: no preference pairs to train on (run notebook 02 first)")
-    lm = _lm_backbone(model_name, cfg)
+    lm = lm_backbone(model_name, cfg)
     if lm is not None:
         return _train_pointwise_lm(lm, pairs, cards, out_dir, cfg, seed)
     head = EmbeddingHead.fit_pointwise(cfg.rm_backbone, _pair_items(pairs), [_reply(p, "chosen") for p in pairs],
@@ -111,7 +111,7 @@ def train_pairwise(model_name: str, pairs: list[dict], cards: dict, out_dir, cfg
     """The pairwise judge on preference pairs, trained on both orders of every pair."""
     if not pairs:
         raise KitError("pairwise reward model: no preference pairs to train on (run notebook 02 first)")
-    lm = _lm_backbone(model_name, cfg)
+    lm = lm_backbone(model_name, cfg)
     if lm is not None:
         return _train_pairwise_lm(lm, pairs, cards, out_dir, cfg, seed)
     head = EmbeddingHead.fit_pairwise(cfg.rm_backbone, _pair_items(pairs), [_reply(p, "chosen") for p in pairs],
@@ -125,13 +125,29 @@ def train_signal(model_name: str, items: list[dict], cards: dict, signal: str, o
     rows = [it for it in items if (it.get("signals") or {}).get(signal) is not None]
     if not rows:
         raise KitError(f"{signal} model: no logged replies with that signal")
-    lm = _lm_backbone(model_name, cfg)
+    lm = lm_backbone(model_name, cfg)
     if lm is not None:
         return _train_signal_lm(lm, rows, cards, signal, out_dir, cfg, seed)
     head = EmbeddingHead.fit_signal(cfg.rm_backbone, rows, [it["reply"] for it in rows],
                                     [int(it["signals"][signal]) for it in rows], kind=signal, c=cfg.rm_head_c)
     head.save(out_dir, {"train_examples": len(rows), "seed": seed})
     return head.log
+
+
+def train_models(model_name: str, train_pairs: list[dict], train_items: list[dict], cards: dict, out: dict, cfg,
+                 seed: int) -> dict[str, dict]:
+    """Notebook 03's four models (also `python -m kit train rm`): pointwise and pairwise on at most rm_max_pairs
+    of `train_pairs`, each user-signal model on at most rm_max_signal_examples of `train_items` (seeded caps);
+    `out[kind]` is where each is saved. Returns each one's training log, by kind."""
+    from .seeding import sample_in_order
+
+    pairs = sample_in_order(train_pairs, cfg.rm_max_pairs, seed, "cap", "pointwise")
+    logs = {"pointwise": train_pointwise(model_name, pairs, cards, out["pointwise"], cfg, seed),
+            "pairwise": train_pairwise(model_name, pairs, cards, out["pairwise"], cfg, seed)}
+    signal_items = sample_in_order(train_items, cfg.rm_max_signal_examples, seed, "cap", "signals")
+    for s in ("continue", "thumb_up"):
+        logs[s] = train_signal(model_name, signal_items, cards, s, out[s], cfg, seed)
+    return logs
 
 
 def _reply(pair: dict, key: str) -> str:

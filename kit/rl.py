@@ -55,6 +55,31 @@ def near_policy_prompts(items: list[dict], rs_table, n: int, seed: int, near_pol
     return [items[i] for i in chosen], report
 
 
+def scale(cfg, steps_scale: float = 1.0, lr_scale: float = 1.0):
+    """`cfg` with rl_steps times `steps_scale` (rounded) and rl_lr times `lr_scale`: notebook 05's rl_steps_scale
+    and rl_lr_scale, which the `overfit` lesson turns up. Returns the same config."""
+    cfg.rl_steps, cfg.rl_lr = int(round(cfg.rl_steps * steps_scale)), cfg.rl_lr * lr_scale
+    return cfg
+
+
+def prompts(rs_items: list[dict], rs_table, cfg, seed: int) -> tuple[list, dict]:
+    """Notebook 05's RL prompts (also `python -m kit train rl`): rl_steps x rl_prompts_per_step of rejection
+    sampling's, near-policy or at random (cfg.rl_near_policy). Returns (items, report)."""
+    return near_policy_prompts(rs_items, rs_table, max(cfg.rl_steps * cfg.rl_prompts_per_step, 1), seed,
+                               near_policy=cfg.rl_near_policy)
+
+
+def rl_reward(run, generation: int, cards: dict, rs_table, cfg, signal_weights: dict | None = None):
+    """What RL optimises (notebook 05, `python -m kit train rl`): generation `generation`'s composite reward
+    (kit.rewards.load_composite_reward, with `signal_weights`) in units of its spread over rejection sampling's
+    candidates, plus rl_follow_weight times the share of the card's rules followed (kit.rejection)."""
+    from .rejection import verifiable_reward_fn
+    from .rewards import load_composite_reward
+
+    return verifiable_reward_fn(cards, load_composite_reward(run, generation, cards, signal_weights),
+                                follow_weight=cfg.rl_follow_weight, reward_sd=float(rs_table["reward"].std()))
+
+
 def _rows(items: list[dict], cards: dict) -> list[dict]:
     return [{"prompt": cards[it["character_id"]].prompt(it["history"], it.get("user_name")),
              "character_id": it["character_id"], "user_name": it.get("user_name") or "",
@@ -204,5 +229,5 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
             "backend": backend.name, "loss": curves["loss"]}
 
 
-__all__ = ["near_policy_prompts", "reward_function", "max_seq_length", "train", "train_grpo", "train_online_dpo",
+__all__ = ["near_policy_prompts", "scale", "prompts", "rl_reward", "reward_function", "max_seq_length", "train", "train_grpo", "train_online_dpo",
            "losses"]

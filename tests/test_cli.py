@@ -88,7 +88,7 @@ def _cli_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["export", str(done), "--generation", "3"], "parameter 'generation'"),
         (["export", str(done), "--push-to-hub", "no-owner"], "parameter 'push_to_hub'"),
         (["train", "sft", "--run-dir", str(tmp / "nowhere"), "--generation", "0"], "no manifest.json"),
-        (["train", "rl", "--run-dir", str(done), "--generation", "0"], "invalid choice: 'rl'"),
+        (["train", "ppo", "--run-dir", str(done), "--generation", "0"], "invalid choice: 'ppo'"),
         (["flywheel", "--run-dir", run, "--generations", "-1"], "parameter 'generations'"),
         (["flywheel", "--run-dir", run, "--generations", "0"], "parameter 'generations'"),
         (["flywheel", "--run-dir", run, "--generations", str(10**9)], "parameter 'generations'"),
