@@ -35,7 +35,7 @@ import json
 import os
 from pathlib import Path
 
-from .config import DEFAULT_MODEL, PolicyConfig, RewardModelConfig, stage_config
+from .config import DEFAULT_MODEL, PolicyConfig, RewardModelConfig, scaled, stage_config
 from .errors import KitError, ParameterError
 from .paths import Run
 
@@ -160,12 +160,11 @@ def train_sft(run_dir, generation: int, *, out=None, profile: str | None = None,
 def _policy_stage(s: dict):
     """What notebook 05 reads before it trains: its parameters, its config (rl_steps_scale and rl_lr_scale
     applied) and the cast."""
-    from . import rl
     from .world.characters import load_cards
 
     params = notebook_parameters(s, "05_dpo_rl")
-    cfg = rl.scale(stage_cfg(PolicyConfig, s, "05_dpo_rl"), params.get("rl_steps_scale", 1.0),
-                   params.get("rl_lr_scale", 1.0))
+    cfg = scaled(stage_cfg(PolicyConfig, s, "05_dpo_rl"), rl_steps=params.get("rl_steps_scale", 1.0),
+                 rl_lr=params.get("rl_lr_scale", 1.0))
     return params, cfg, load_cards(params.get("cards_dir"))
 
 

@@ -55,13 +55,6 @@ def near_policy_prompts(items: list[dict], rs_table, n: int, seed: int, near_pol
     return [items[i] for i in chosen], report
 
 
-def scale(cfg, steps_scale: float = 1.0, lr_scale: float = 1.0):
-    """`cfg` with rl_steps times `steps_scale` (rounded) and rl_lr times `lr_scale`: notebook 05's rl_steps_scale
-    and rl_lr_scale, which the `overfit` lesson turns up. Returns the same config."""
-    cfg.rl_steps, cfg.rl_lr = int(round(cfg.rl_steps * steps_scale)), cfg.rl_lr * lr_scale
-    return cfg
-
-
 def prompts(rs_items: list[dict], rs_table, cfg, seed: int) -> tuple[list, dict]:
     """Notebook 05's RL prompts (also `python -m kit train rl`): rl_steps x rl_prompts_per_step of rejection
     sampling's, near-policy or at random (cfg.rl_near_policy). Returns (items, report)."""

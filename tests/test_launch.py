@@ -125,7 +125,7 @@ def test_unknown_stage_and_missing_manifest_are_clear_errors(tmp_path):
 
 def test_notebook_05_settings_take_the_scenario_and_its_scales(tmp_path):
     """The overfit lesson's parameters reach `train rl` as they reach notebook 05; notebook 04's do not."""
-    from kit import launch, rl
+    from kit import launch
     from kit.config import PROFILES, PolicyConfig
 
     run = Run(tmp_path / "run")
@@ -136,7 +136,7 @@ def test_notebook_05_settings_take_the_scenario_and_its_scales(tmp_path):
     assert params["rl_steps_scale"] == 3.0 and params["rl_loss_type"] == "dapo"
     assert params["rl_beta"] == 0.01, "the user's parameters after the scenario's"
     assert "sft_epochs" not in params
-    cfg = rl.scale(launch.stage_cfg(PolicyConfig, s, "05_dpo_rl"), params["rl_steps_scale"], params["rl_lr_scale"])
+    cfg = launch._policy_stage(s)[1]
     assert cfg.rl_steps == 3 * PROFILES["tiny"]["rl_steps"] and cfg.rl_beta == 0.01
     assert launch.stage_cfg(PolicyConfig, s, "04_sft").sft_epochs == 3.0
 
