@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import DEFAULT_MODEL
 from .errors import KitError, ParameterError
-from .paths import Run, atomic_path, write_json, write_text
+from .paths import Run, atomic_path, write_text
 
 # The Hub name of each embedded model: what an adapter trained on it records as its base.
 PORTABLE_NAMES = {DEFAULT_MODEL: "HuggingFaceTB/SmolLM2-135M-Instruct"}
@@ -201,7 +201,7 @@ def model_card(run: Run, generation: int, adapter, what: str, counts: dict, *, m
     if rl:
         lines.append(f"- RL: {rl.get('algorithm')}, loss type {rl.get('loss_type')}, beta {rl.get('beta')}")
     lines += ["", "## Data", ""]
-    traffic, curation, annotation, rs = read("traffic"), read("curation"), read("annotation"), read("policy", "rs")
+    traffic, annotation, rs = read("traffic"), read("annotation"), read("policy", "rs")
     if traffic:
         lines.append(f"- traffic of generation {generation}: {traffic.get('conversations')} conversations from "
                      f"`{traffic.get('source', 'world')}`, personal data redacted")

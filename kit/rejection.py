@@ -20,8 +20,12 @@ not the weights, carry the earlier generations forward.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .errors import KitError
 from .privacy import assert_no_pii, redact

@@ -222,5 +222,5 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
             "backend": backend.name, "loss": curves["loss"]}
 
 
-__all__ = ["near_policy_prompts", "scale", "prompts", "rl_reward", "reward_function", "max_seq_length", "train", "train_grpo", "train_online_dpo",
+__all__ = ["near_policy_prompts", "prompts", "rl_reward", "reward_function", "max_seq_length", "train", "train_grpo", "train_online_dpo",
            "losses"]
