@@ -9,7 +9,7 @@ steps per batch plus prefill), tokens trained (forward + backward), tokens score
 cost per notebook (kernel start, imports, model loads). Unit costs:
 
 * CPU (2 cores, float32): a decoding step of a 32-reply batch 0.36 s and prefill ~500 tokens/s (measured); LoRA
-  training ~230 tokens/s for the policy (top 10 layers; notebook 04's own log), MiniLM embedding ~2,000 tokens/s,
+  training ~310 tokens/s for the policy (top 10 layers; notebook 04's own log: 311 in the seed-0 cpu run), MiniLM embedding ~2,000 tokens/s,
   a notebook's fixed cost ~12 s and ~4 s per model it loads. The cpu estimate is set beside the cpu runs committed
   in bench/results/stages.json: the check that the counts of work are right.
 * T4 (16 GB, float16), not measured yet: the figures scripts/gpu_check.sh's bench replaces. Its published peak is
@@ -41,7 +41,7 @@ STAGES_JSON = Path(__file__).resolve().parent / "results" / "stages.json"
 
 def rates(device: str, a) -> dict:
     if device == "cpu":
-        return dict(step=lambda batch: 0.36 * batch / 32, prefill=500.0, train_policy=230.0, embed=2000.0,
+        return dict(step=lambda batch: 0.36 * batch / 32, prefill=500.0, train_policy=310.0, embed=2000.0,
                     notebook=12.0, load=4.0)
     return dict(step=lambda batch: a.t4_decode_step * max(1.0, batch / 128), prefill=a.t4_score,
                 train_policy=a.t4_train, embed=a.t4_score * 4, notebook=a.t4_notebook, load=6.0)
