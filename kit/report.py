@@ -311,7 +311,7 @@ def compare_markdown(run_dirs: list) -> str:
     row("last promoted vs base: instruction following",
         lambda s, c: "" if not c.get("steerability") else
         f"{_pct(c['steerability']['following'][0])} -> {_pct(c['steerability']['following'][1])} "
-        f"({c['steerability']['following_gain_points']:+.1f} pts "
+        f"(paired difference {c['steerability']['following_gain_points']:+.1f} pts "
         f"{_ci(c['steerability']['following_gain_ci'], scale=1.0, sign=True)})")
     row("last promoted vs base: violation rate",
         lambda s, c: "" if not c.get("steerability") else
