@@ -18,7 +18,7 @@ its training time. The models:
    which no reward model sees.
 
 A second table does the same for the 150 rater-labelled pairs of data_samples/preferences.jsonl with 3-fold
-cross-validation (the embedding model, the n-gram bar, the ceiling), the setting the issue tracker quoted.
+cross-validation (the embedding model, the n-gram bar, the ceiling): 100 training pairs a fold.
 
 Nothing is written to the run directory; results go to bench/results/<name>.{json,md}.
 
