@@ -55,6 +55,17 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in SENTENCE_RE.findall(text.replace("\n", " ")) if s.strip() and WORD_RE.search(s)]
 
 
+def leading_sentences(parts: list[str], max_words: int) -> list[str]:
+    """The first of `parts` (sentences) while their words add up to at most `max_words`."""
+    kept, total = [], 0
+    for part in parts:
+        total += len(words(part))
+        if total > max_words:
+            break
+        kept.append(part)
+    return kept
+
+
 def sentiment(text: str) -> float:
     """Lexicon polarity in [-1, 1]: (positive - negative) / (positive + negative + 1)."""
     toks = [w.lower() for w in words(text)]

@@ -90,7 +90,7 @@ def complete_sentences(text: str, max_words: int | None) -> str:
     teaches the policy to ramble until the limit cuts it (and an end-of-reply rule, like a closing question, is
     then cut too); a whole reply within the budget teaches it to finish. A text with no whole sentence is cut at
     `max_words` words and closed."""
-    from .features import sentences, words
+    from .features import leading_sentences, sentences, words
 
     parts = sentences(text)
     if len(parts) > 1 and not TERMINAL.search(parts[-1].strip()):
@@ -101,13 +101,7 @@ def complete_sentences(text: str, max_words: int | None) -> str:
         tail = after if after and not words(after) else ""
     if max_words is None:
         return " ".join(parts + [tail] if tail else parts) if parts else text
-    kept, total = [], 0
-    for part in parts:
-        n = len(words(part))
-        if total + n > max_words:
-            break
-        kept.append(part)
-        total += n
+    kept = leading_sentences(parts, max_words)
     if kept:
         return " ".join(kept + [tail] if tail and len(kept) == len(parts) else kept)
     return " ".join(text.split()[:max_words]).rstrip(",;:-") + "."

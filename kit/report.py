@@ -25,6 +25,15 @@ def _get(d, *keys, default=None):
     return d
 
 
+
+def _intervals(ax, x, estimates: list, k: int, key: str, scale: float = 1.0, **style):
+    """Point estimates `key` with their 95 % intervals (`ci95`) at generations `x`, series k of two side by side;
+    a generation without an estimate (None) is left out."""
+    pairs = [(xi + (k - 0.5) * 0.15, e) for xi, e in zip(x, estimates) if e]
+    ys = [scale * e[key] for _, e in pairs]
+    err = [[scale * (e[key] - e["ci95"][0]) for _, e in pairs], [scale * (e["ci95"][1] - e[key]) for _, e in pairs]]
+    ax.errorbar([xi for xi, _ in pairs], ys, yerr=err, fmt="o", capsize=4, **style)
+
 def _pct(x, digits: int = 1) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f} %"
 
@@ -153,11 +162,7 @@ def _figures(summary: dict, folder: Path) -> list[str]:
     ax.set_title("steerability on held-out prompts"); ax.set_xlabel("generation"); ax.legend(fontsize=7)
     ax = axes[2]
     for k, (metric, colour) in enumerate((("breadth", "tab:blue"), ("depth", "tab:orange"))):
-        ms = [g[metric] for g in gens]
-        xs = [xi + (k - 0.5) * 0.15 for xi, m in zip(x, ms) if m]
-        ys = [100 * m["lift"] for m in ms if m]
-        err = [[100 * (m["lift"] - m["ci95"][0]) for m in ms if m], [100 * (m["ci95"][1] - m["lift"]) for m in ms if m]]
-        ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=4, color=colour, label=metric)
+        _intervals(ax, x, [g[metric] for g in gens], k, "lift", scale=100, color=colour, label=metric)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_title("A/B lift vs the deployed policy (95 %)"); ax.set_xlabel("generation"); ax.set_ylabel("%")
     ax.legend(fontsize=8)
@@ -176,11 +181,7 @@ def _figures(summary: dict, folder: Path) -> list[str]:
     ax.set_title("reward-model win rate, candidate vs deployed"); ax.set_xlabel("generation"); ax.legend(fontsize=8)
     ax = axes[1]
     for k, (key, label) in enumerate((("sft_vs_base", "SFT vs base"), ("rl_vs_start", "RL vs its start"))):
-        ds = [_get(g, key, "hidden_utility") for g in gens]
-        xs = [xi + (k - 0.5) * 0.15 for xi, d in zip(x, ds) if d]
-        ax.errorbar(xs, [d["diff"] for d in ds if d], yerr=[[d["diff"] - d["ci95"][0] for d in ds if d],
-                                                           [d["ci95"][1] - d["diff"] for d in ds if d]],
-                    fmt="o", capsize=4, label=label)
+        _intervals(ax, x, [_get(g, key, "hidden_utility") for g in gens], k, "diff", label=label)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_title("held-out hidden utility change (95 %)"); ax.set_xlabel("generation"); ax.legend(fontsize=8)
     for ax in axes:

@@ -26,3 +26,13 @@ def test_repetition_against_earlier_turns():
 def test_feature_table_columns():
     table = feature_table(["hi there", "bye"])
     assert list(table.index) == [0, 1] and "emoji" in table.columns
+
+
+def test_leading_sentences_stop_before_the_budget_is_passed():
+    from kit.features import leading_sentences
+
+    parts = ["One two three.", "Four five.", "Six seven eight nine."]
+    assert leading_sentences(parts, 5) == parts[:2]
+    assert leading_sentences(parts, 4) == parts[:1]
+    assert leading_sentences(parts, 2) == []
+    assert leading_sentences(parts, 9) == parts

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import DataError
-from ..features import AI_MENTION_RE, EMOJI_RE, LIST_LINE_RE, _EMOJI_GLUE_RE, count_emoji, sentences, words
+from ..features import (AI_MENTION_RE, EMOJI_RE, LIST_LINE_RE, _EMOJI_GLUE_RE, count_emoji, leading_sentences,
+                        sentences, words)
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,7 @@ def _strip_emoji(text: str) -> str:
 
 def _truncate_words(text: str, n: int) -> str:
     """Keep whole sentences while they fit in n words; else cut at n words and close the sentence."""
-    kept, total = [], 0
-    for s in sentences(text):
-        k = len(words(s))
-        if total + k > n:
-            break
-        kept.append(s)
-        total += k
+    kept = leading_sentences(sentences(text), n)
     if kept:
         return " ".join(kept)
     tokens = text.split()
