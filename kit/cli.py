@@ -90,6 +90,11 @@ def main(argv=None) -> int:
                      help="also write the runs' headline figures side by side (e.g. seeds 0, 1, 2) to OUT.md")
     rep.add_argument("--publish", default=None, metavar="DEST",
                      help="copy each run's metrics.json files, manifest and report to DEST/<run name>/")
+    rep.add_argument("--lessons", default=None, metavar="OUT.md",
+                     help="the RUN_DIRs are lesson runs (--scenario): write, to OUT.md, what each showed against "
+                          "--baseline")
+    rep.add_argument("--baseline", default=None, metavar="RUN_DIR",
+                     help="with --lessons: a run of the same profile and seed without a scenario")
     rep.add_argument("--readme", default=None, metavar="FILE",
                      help="with --compare and --publish: put the side-by-side table and links to the published "
                           "reports between FILE's <!-- results --> markers (e.g. README.md)")
@@ -146,6 +151,8 @@ def main(argv=None) -> int:
             from .paths import write_text
             from .report import compare_markdown, publish, write_report
 
+            if bool(args.lessons) != bool(args.baseline):
+                raise KitError("report: --lessons OUT.md and --baseline RUN_DIR go together")
             if args.readme and not (args.compare and args.publish):
                 raise KitError("report --readme: give --compare OUT.md and --publish DEST too (the README links the "
                                "published reports)")
@@ -162,6 +169,16 @@ def main(argv=None) -> int:
                 if args.publish:
                     print(f"copied {len(publish(run_dir, Path(args.publish) / Path(run_dir).name))} files to "
                           f"{Path(args.publish) / Path(run_dir).name}")
+            if args.lessons:
+                import os
+
+                from .report import lessons_markdown
+
+                where = Path(args.lessons).resolve().parent
+                reports = [(Path(args.publish) / Path(d).name if args.publish else Path(d)).resolve() / "report.md"
+                           for d in args.run_dirs]
+                links = [Path(os.path.relpath(r, where)).as_posix() for r in reports]
+                print("wrote", write_text(args.lessons, lessons_markdown(args.run_dirs, args.baseline, links=links)))
             if args.compare:
                 table = compare_markdown(args.run_dirs)
                 print("wrote", write_text(args.compare, table))

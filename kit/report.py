@@ -25,7 +25,6 @@ def _get(d, *keys, default=None):
     return d
 
 
-
 def _intervals(ax, x, estimates: list, k: int, key: str, scale: float = 1.0, **style):
     """Point estimates `key` with their 95 % intervals (`ci95`) at generations `x`, series k of two side by side;
     a generation without an estimate (None) is left out."""
@@ -33,6 +32,7 @@ def _intervals(ax, x, estimates: list, k: int, key: str, scale: float = 1.0, **s
     ys = [scale * e[key] for _, e in pairs]
     err = [[scale * (e[key] - e["ci95"][0]) for _, e in pairs], [scale * (e["ci95"][1] - e[key]) for _, e in pairs]]
     ax.errorbar([xi for xi, _ in pairs], ys, yerr=err, fmt="o", capsize=4, **style)
+
 
 def _pct(x, digits: int = 1) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f} %"
@@ -357,3 +357,131 @@ def publish(run_dir, dest) -> list[Path]:
         shutil.copyfile(path, target)
         copied.append(target)
     return copied
+
+
+# ---------------------------------------------------------------------------------------------- the lessons
+def _rate(x) -> str:
+    return "" if x is None else f"{100 * x:.0f} %"
+
+
+def _lift(m) -> str:
+    return "" if not m else f"{100 * m['lift']:+.1f} % {_ci(m['ci95'], sign=True)}"
+
+
+def _gate_cell(g: dict) -> str:
+    return "promote" if _get(g, "gate", "promote") else "blocks: " + "; ".join(
+        r[len("BLOCK: "):] for r in (_get(g, "gate", "reasons") or []) if r.startswith("BLOCK"))
+
+
+def _overlap(a: dict | None, b: dict | None) -> bool:
+    return bool(a and b) and a["ci95"][0] <= b["ci95"][1] and b["ci95"][0] <= a["ci95"][1]
+
+
+def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
+    """What a lesson's run showed against a run without it (`generation_summary` of the same generation, same
+    profile and seed): the measures the lesson is about, side by side, and whether the run showed what the lesson
+    is designed to show (`kit.flywheel.LESSONS`), by the rule stated in `rule`."""
+    from .flywheel import LESSONS
+
+    if scenario not in LESSONS:
+        raise KitError(f"lesson {scenario!r}: not one of {', '.join(LESSONS)}")
+    rows, notes = [], []
+
+    def row(measure, fn):
+        rows.append((measure, fn(lesson), fn(base)))
+
+    rl = lambda g, k: _get(g, "rl_vs_start", k)  # noqa: E731
+    if scenario == "overfit":
+        row("reward-model win rate, user prompts (gate window 50-65 %)", lambda g: _rate(_get(g, "win_rate", "user")))
+        row("A/B depth lift (95 %)", lambda g: _lift(g["depth"]))
+        row("gate", _gate_cell)
+        row("RL: reward it optimised", lambda g: _diff(rl(g, "reward")))
+        row("RL: hidden utility", lambda g: _diff(rl(g, "hidden_utility")))
+        row("RL: words", lambda g: f"{g['rl_start']['mean_words']:.0f} -> {g['rl_end']['mean_words']:.0f}"
+            if g["rl_start"]["mean_words"] else "")
+        wr, depth = _get(lesson, "win_rate", "user"), lesson["depth"]
+        shown = wr is not None and wr > 0.65 and bool(depth) and depth["lift"] < 0 and not _get(lesson, "gate",
+                                                                                              "promote")
+        rule = "win rate above 65 %, A/B depth lift below zero, and the gate does not promote"
+    elif scenario == "emoji":
+        row("candidate's emoji rate (held-out replies)", lambda g: _rate(g["style"]["emoji_rate"]))
+        row("RL: emoji rate start -> end", lambda g: "" if g["rl_emoji"][0] is None else
+            f"{_rate(g['rl_emoji'][0])} -> {_rate(g['rl_emoji'][1])}")
+        row("style features the reward model prefers (flagged)", lambda g: ", ".join(g["rm_flagged"] or []) or "none")
+        row("A/B depth lift (95 %)", lambda g: _lift(g["depth"]))
+        new, old = lesson["style"]["emoji_rate"] or 0.0, base["style"]["emoji_rate"] or 0.0
+        shown = new >= 2 * old and new >= old + 0.10
+        rule = "the candidate's emoji rate at least doubles and rises by at least 10 points"
+    elif scenario == "single_rater":
+        row("consensus pairs for evaluation", lambda g: str(g["consensus_pairs"] if g["consensus_pairs"] is not None
+                                                            else ""))
+        row("reward model on consensus pairs", lambda g: "none to score" if not g["rm_consensus"] else
+            f"{_pct(g['rm_consensus']['accuracy'])} {_ci(g['rm_consensus']['ci95'])} (n={g['rm_consensus']['n']})")
+        row("reward model on single-rater pairs", lambda g: "" if not g["rm_single"] else
+            f"{_pct(g['rm_single']['accuracy'])} {_ci(g['rm_single']['ci95'])} (n={g['rm_single']['n']})")
+        row("reward-model win rate, user prompts", lambda g: "" if _get(g, "win_rate", "user") is None else
+            f"{_rate(g['win_rate']['user'])} (n={g['win_rate'].get('n_user', '')})")
+        row("gate", _gate_cell)
+        held = lesson["rm_consensus"] or lesson["rm_single"]
+        shown = not lesson["consensus_pairs"] and (not held or held["ci95"][0] <= 0.5)
+        rule = "no consensus pairs, and the reward model's held-out accuracy cannot be told from chance (95 % " \
+               "interval reaches 50 %)"
+    else:  # off_policy
+        row("RL prompts chosen by", lambda g: g["rl_prompts"] or "")
+        row("RL: reward it optimised", lambda g: _diff(rl(g, "reward")))
+        row("RL: hidden utility", lambda g: _diff(rl(g, "hidden_utility")))
+        row("RL: words", lambda g: f"{g['rl_start']['mean_words']:.0f} -> {g['rl_end']['mean_words']:.0f}"
+            if g["rl_start"]["mean_words"] else "")
+        new, old = rl(lesson, "hidden_utility"), rl(base, "hidden_utility")
+        shown = bool(new and old) and new["diff"] < old["diff"]
+        rule = "RL's hidden-utility gain is smaller than without the lesson"
+        if _overlap(new, old):
+            notes.append("the two gains' 95 % intervals overlap: at this size one run cannot tell them apart")
+    return {"scenario": scenario, "designed_to_show": LESSONS[scenario], "rows": rows, "shown": shown,
+            "rule": rule, "notes": notes}
+
+
+def _lesson_summary(run: Run, g: int) -> dict:
+    """generation_summary plus what only the lessons read."""
+    s = generation_summary(run, g)
+    read = lambda stage, sub=None: run.read_metrics(g, stage, sub) if run.has_metrics(g, stage, sub) else {}  # noqa
+    rl, rm, ann = read("policy", "rl"), read("rewards"), read("annotation")
+    s["rl_emoji"] = (_get(rl, "held_out", "start", "emoji_rate"), _get(rl, "held_out", "rl", "emoji_rate"))
+    s["rl_prompts"] = _get(rl, "prompts", "chosen_by")
+    s["rm_flagged"] = rm.get("flagged_style_features")
+    s["consensus_pairs"] = ann.get("consensus_pairs")
+    return s
+
+
+def lessons_markdown(lesson_dirs: list, baseline_dir, generation: int = 0, links: list[str] | None = None) -> str:
+    """Each lesson run (its manifest names the scenario) against `baseline_dir`, a run of the same profile and seed
+    without a scenario, at `generation`: what the lesson is designed to show, the measures side by side, and whether
+    it showed. `links`: where each lesson's report.md is, relative to the page (none: no link)."""
+    base_run = Run(baseline_dir)
+    bp = base_run.manifest().get("parameters", {})
+    if bp.get("scenario", "none") != "none":
+        raise KitError(f"{base_run.root}: the baseline ran scenario {bp.get('scenario')!r}; give a run without one")
+    base = _lesson_summary(base_run, generation)
+    lines = [f"# The lessons at the `{bp.get('profile')}` profile", "",
+             f"Generation {generation} of each lesson's run against `{Path(baseline_dir).name}` (profile "
+             f"`{bp.get('profile')}`, seed {bp.get('seed')}, no scenario). Every figure is read from the runs' "
+             "`metrics.json` files by `python -m kit report ... --lessons`; what a lesson is designed to show is "
+             "not guaranteed at a small scale, and \"shown\" applies the rule stated under each table.", ""]
+    for k, d in enumerate(lesson_dirs):
+        run = Run(d)
+        p = run.manifest().get("parameters", {})
+        scenario = p.get("scenario", "none")
+        if scenario == "none":
+            raise KitError(f"{run.root}: ran no scenario (not a lesson)")
+        for key in ("profile", "seed", "model_name"):
+            if p.get(key) != bp.get(key):
+                raise KitError(f"{run.root}: {key} {p.get(key)!r}, but the baseline's is {bp.get(key)!r}; compare "
+                               "runs of the same profile, seed and model")
+        f = lesson_findings(scenario, _lesson_summary(run, generation), base)
+        lines += [f"## `{scenario}`: {f['designed_to_show']}", "",
+                  f"**{'Shown' if f['shown'] else 'Not shown'}** at this profile and seed"
+                  + (f" ([its report]({links[k]}))." if links else "."), "",
+                  f"| | {scenario} | without it |", "| --- | --- | --- |"]
+        lines += [f"| {m} | {a} | {b} |" for m, a, b in f["rows"]]
+        lines += ["", f"Rule: {f['rule']}." + "".join(f" Note: {n}." for n in f["notes"]), ""]
+    return "\n".join(lines)

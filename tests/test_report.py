@@ -53,3 +53,50 @@ def test_report_readme_needs_compare_and_publish_and_writes_nothing_without_them
     readme.write_text("<!-- results -->\n<!-- /results -->\n")
     assert main(["report", str(tmp_path / "run"), "--readme", str(readme)]) != 0
     assert "--compare" in capsys.readouterr().err and readme.read_text() == "<!-- results -->\n<!-- /results -->\n"
+
+
+def _as_lesson(src, dest, scenario):
+    """A copy of a published run (metrics and manifest only) that says it ran `scenario`."""
+    import shutil
+
+    shutil.copytree(src, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["parameters"]["scenario"] = scenario
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def test_lessons_page_sets_each_lesson_beside_the_baseline_and_applies_its_rule(tmp_path):
+    from pathlib import Path
+
+    from kit.flywheel import LESSONS
+
+    base = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu-seed0"
+    lessons = [_as_lesson(base, tmp_path / f"lesson-{s}", s) for s in LESSONS]
+    text = report.lessons_markdown(lessons, base, links=[f"{p.name}/report.md" for p in lessons])
+    for s, claim in LESSONS.items():
+        assert f"## `{s}`: {claim}" in text and f"(lesson-{s}/report.md)" in text
+    # a lesson identical to its baseline shows nothing that needs a change: no smaller RL gain, no emoji surge
+    summary = report._lesson_summary(report.Run(base), 0)
+    assert not report.lesson_findings("off_policy", summary, summary)["shown"]
+    assert not report.lesson_findings("emoji", summary, summary)["shown"]
+    assert text.count("**Not shown**") >= 2
+    with pytest.raises(KitError, match="baseline ran scenario"):
+        report.lessons_markdown(lessons, lessons[0])
+    with pytest.raises(KitError, match="ran no scenario"):
+        report.lessons_markdown([base], base)
+
+
+def test_overfit_lesson_rule_needs_the_win_rate_past_the_window_depth_down_and_the_gate_closed():
+    def gen(win, depth, promote):
+        return {"win_rate": {"user": win}, "depth": {"lift": depth, "ci95": [depth - 0.1, depth + 0.1]},
+                "gate": {"promote": promote, "reasons": ["BLOCK: win rate"]}, "rl_vs_start": None,
+                "rl_start": {"mean_words": None}, "rl_end": {"mean_words": None}}
+
+    base = gen(0.6, 0.02, True)
+    assert report.lesson_findings("overfit", gen(0.8, -0.05, False), base)["shown"]
+    assert not report.lesson_findings("overfit", gen(0.6, -0.05, False), base)["shown"]
+    assert not report.lesson_findings("overfit", gen(0.8, +0.05, False), base)["shown"]
+    assert not report.lesson_findings("overfit", gen(0.8, -0.05, True), base)["shown"]
+    with pytest.raises(KitError, match="not one of"):
+        report.lesson_findings("none", base, base)
