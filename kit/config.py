@@ -301,6 +301,8 @@ class PolicyConfig(_StageConfig):
     sft_accumulate: bool = True         # train on the rejection-sampled sets of every generation so far
     sft_max_steps: int = 0              # at most this many optimiser steps (0: sft_epochs decide), so an SFT set that
                                         # grows with the generations costs the same each generation
+    sft_open_ends: bool = False         # a target the generation limit cut short (and no closing rule ended) trains
+                                        # no end-of-turn token: the policy learns its words, not to stop there
     # DPO patch, reference = the SFT policy (a frozen copy of its adapter, not a second model)
     dpo_max_pairs: int = 48
     dpo_beta: float = 0.1

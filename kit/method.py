@@ -16,7 +16,7 @@ What reads the table:
   `<!-- method-map -->` markers; `python -m kit method-map --write README.md` rewrites it there).
 
 Artifacts are named by their path under gen_<g>/ (kit.paths.ARTIFACTS, resolved by `Run.artifact`), so a notebook
-says `run.artifact(generation, "annotation.candidates")` where it used to spell out the folders.
+says `run.artifact(generation, "annotation.candidates")` and never spells out the folders.
 """
 from __future__ import annotations
 

@@ -107,6 +107,16 @@ def complete_sentences(text: str, max_words: int | None) -> str:
     return " ".join(text.split()[:max_words]).rstrip(",;:-") + "."
 
 
+def open_end(original: str, target: str, final: str) -> bool:
+    """Whether an SFT target stops short of its reply's own end: `target` (complete_sentences of `original`) lost
+    words, and no rater's edit changed how `final` ends (a closing question, an emoji, a rule's length limit end a
+    reply on purpose). Such a target's end of turn is where the limit stopped the policy, not where the reply ended
+    (kit.sft.tokenized leaves it out of the loss when `sft_open_ends` is on)."""
+    from .features import words
+
+    return len(words(target)) < len(words(original)) and final.rstrip().endswith(target.rstrip()[-30:])
+
+
 def target_words(max_new_tokens: int) -> int:
     """The word budget of an SFT target: room, within the generation limit, for the rule edits a rater may add
     (a catchphrase, a closing question). About 1.4 tokens a word for the embedded tokenizer."""
@@ -125,6 +135,7 @@ def sft_records(items: list[dict], table, cards: dict | None = None, max_words: 
     for row in table[table["selected"]].itertuples():
         it = items[row.item]
         reply, origin, following = complete_sentences(row.reply, max_words), row.origin, float(row.following)
+        target = reply
         if cards is not None:
             card = cards[it["character_id"]]
             following = float(card.following_score(reply, it.get("user_name")))
@@ -138,7 +149,8 @@ def sft_records(items: list[dict], table, cards: dict | None = None, max_words: 
                     "completion": [{"role": "assistant", "content": reply}],
                     "character_id": it["character_id"], "user_name": it.get("user_name"),
                     "source": it.get("source", "user"), "prompt_id": it.get("prompt_id"), "origin": origin,
-                    "reward": float(row.reward), "following": following})
+                    "reward": float(row.reward), "following": following,
+                    "open_end": open_end(row.reply, target, reply)})
     assert_no_pii(out, "rejection sampling")
     return out
 
@@ -150,13 +162,14 @@ def rewrite_records(pairs: list[dict], cards: dict | None = None, max_words: int
     for p in pairs:
         if p.get("origin") != "steerability-rewrite":
             continue
-        reply = complete_sentences(p["chosen"][0]["content"], max_words)
+        original = p["chosen"][0]["content"]
+        reply = target = complete_sentences(original, max_words)
         if cards is not None:
             reply = cards[p["character_id"]].enforce(reply, p.get("user_name"))
         out.append({"prompt": p["prompt"], "completion": [{"role": "assistant", "content": reply}],
                     "character_id": p["character_id"], "user_name": p.get("user_name"),
                     "source": p.get("source", "user"), "prompt_id": p.get("prompt_id"), "origin": "rater-rewrite",
-                    "reward": float("nan"), "following": float("nan")})
+                    "reward": float("nan"), "following": float("nan"), "open_end": open_end(original, target, reply)})
     assert_no_pii(out, "rater rewrites")
     return out
 

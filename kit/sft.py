@@ -17,18 +17,44 @@ from .training import ADAPTER_META, base_args, losses, save_adapter
 
 
 def examples(records: list[dict], cards: dict) -> list[dict]:
-    """SFT records (kit.rejection.sft_records) -> TRL prompt-completion rows with the card's system prompt."""
+    """SFT records (kit.rejection.sft_records) -> TRL prompt-completion rows with the card's system prompt, and
+    `open_end`: the record's reply was cut short of its own end (kit.rejection.sft_records)."""
     rows = []
     for n, rec in enumerate(records):
         if rec["character_id"] not in cards:
             raise KitError(f"SFT record {n}: unknown character_id {rec['character_id']!r}")
         rows.append({"prompt": cards[rec["character_id"]].prompt(rec["prompt"], rec.get("user_name")),
-                     "completion": [{"role": "assistant", "content": rec["completion"][0]["content"]}]})
+                     "completion": [{"role": "assistant", "content": rec["completion"][0]["content"]}],
+                     "open_end": bool(rec.get("open_end") or False)})
     return rows
 
 
+def _ids(encoded) -> list[int]:
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+
+def tokenized(tokenizer, rows: list[dict]) -> list[dict]:
+    """Rows as TRL's tokenized form (input_ids, completion_mask), rendered by the model's chat template exactly as
+    SFTTrainer renders them; an `open_end` row's end-of-turn tokens are left out of the loss, so the policy learns
+    the reply's words but not to stop where the generation limit stopped it."""
+    out = []
+    for r in rows:
+        prompt = _ids(tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True))
+        ids = _ids(tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=True))
+        start = next((i for i, (a, b) in enumerate(zip(prompt, ids)) if a != b), min(len(prompt), len(ids)))
+        mask = [0] * start + [1] * (len(ids) - start)
+        if r.get("open_end"):
+            ends = [i for i in range(start, len(ids)) if ids[i] == tokenizer.eos_token_id]
+            if ends:
+                mask[ends[-1]:] = [0] * (len(ids) - ends[-1])
+        out.append({"input_ids": ids, "completion_mask": mask})
+    return out
+
+
 def make_trainer(model, tokenizer, rows: list[dict], cfg, seed: int, out: str):
-    """The SFTTrainer the kit trains with (exposed so a test can check exactly what the loss sees)."""
+    """The SFTTrainer the kit trains with (exposed so a test can check exactly what the loss sees). With
+    `cfg.sft_open_ends`, rows go in tokenized (`tokenized`), open-ended ones without their end of turn; otherwise
+    in TRL's conversational form, every reply with its end of turn."""
     from datasets import Dataset
 
     from .models import choose_backend
@@ -40,7 +66,11 @@ def make_trainer(model, tokenizer, rows: list[dict], cfg, seed: int, out: str):
                      eos_token=tokenizer.eos_token,
                      **base_args(out, seed, batch_size=cfg.sft_batch_size, epochs=cfg.sft_epochs, lr=cfg.sft_lr,
                                  max_steps=_steps(len(rows), cfg)))
-    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    if getattr(cfg, "sft_open_ends", False):
+        data = tokenized(tokenizer, rows)
+    else:
+        data = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tokenizer)
 
 
 def _steps(n_rows: int, cfg) -> int | None:
@@ -116,4 +146,4 @@ def load_adapter_check(adapter_dir) -> str:
     return type(model).__name__
 
 
-__all__ = ["examples", "make_trainer", "fits", "train_sft", "load_adapter_check", "ADAPTER_META"]
+__all__ = ["examples", "tokenized", "make_trainer", "fits", "train_sft", "load_adapter_check", "ADAPTER_META"]

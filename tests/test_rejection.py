@@ -107,3 +107,16 @@ def test_sft_records_rater_fix_repairs_kept_slips_only(world):
     assert repaired != slip and fixed[0]["origin"] == "logged+rater-fix"
     assert fixed[0]["following"] == card.following_score(repaired, "Ann") > plain[0]["following"]
     assert fixed[1] == plain[1]                                          # a compliant reply is left as it is
+
+
+def test_open_end_marks_targets_cut_short_unless_a_rule_ends_them():
+    from kit.rejection import complete_sentences, open_end
+
+    cut = "The tide turns at dawn. We sail for the reef, and then we"
+    target = complete_sentences(cut, 40)
+    assert target == "The tide turns at dawn."
+    assert open_end(cut, target, target)                              # the limit stopped it, not the reply
+    assert open_end(cut, target, "Arr! " + target)                    # a catchphrase in front changes no ending
+    assert not open_end(cut, target, target + " What say ye?")        # a closing question ends it on purpose
+    whole = "The tide turns at dawn. We sail at noon."
+    assert not open_end(whole, complete_sentences(whole, 40), complete_sentences(whole, 40))

@@ -84,3 +84,27 @@ def test_examples_refuse_an_unknown_character(cards):
     bad[0]["character_id"] = "nobody"
     with pytest.raises(KitError, match="nobody"):
         sft.examples(bad, cards)
+
+
+@pytest.mark.slow
+def test_open_ended_targets_train_their_words_but_not_the_end_of_turn(cards):
+    """With sft_open_ends, a target the generation limit cut short trains no end-of-turn token; a whole reply does,
+    and both render token for token as TRL's conversational path renders them."""
+    from kit.models import load_policy
+
+    cfg = stage_config(PolicyConfig, "tiny", sft_open_ends=True)
+    model, tok = load_policy("smollm2-135m-instruct", trainable=True)
+    records = _records(2)
+    records[1]["open_end"] = True
+    rows = sft.examples(records, cards)
+    assert [r["open_end"] for r in rows] == [False, True]
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = sft.make_trainer(model, tok, rows, cfg, 0, tmp)
+        trl = sft.make_trainer(model, tok, rows, stage_config(PolicyConfig, "tiny"), 0, tmp)
+        batches = [t.data_collator([t.train_dataset[i]]) for t in (ours, trl) for i in (0, 1)]
+    learned = [tok.decode([t for t, lab in zip(b["input_ids"][0].tolist(), b["labels"][0].tolist()) if lab != -100])
+               for b in batches]
+    assert learned[0].strip() == REPLY + tok.eos_token == learned[2].strip() == learned[3].strip()
+    assert learned[1].strip() == REPLY, learned[1]                     # the words, no <|im_end|>
+    assert batches[0]["input_ids"].tolist() == batches[2]["input_ids"].tolist()
+    assert batches[1]["input_ids"].tolist() == batches[3]["input_ids"].tolist()
