@@ -232,10 +232,11 @@ def consensus_split(pairs: list[dict], min_agreement: float) -> list[dict]:
 
 def single_rater_view(pairs: list[dict]) -> list[dict]:
     """The same ranked pairs as one rater labelled them: chosen and rejected swap where the first rater
-    disagreed with the panel."""
+    disagreed with the panel; a pair only one rater labelled is that rater's label already."""
     out = []
     for p in pairs:
         if p["n_raters"] <= 1:
+            out.append(p)
             continue
         q = dict(p, n_raters=1, agreement=1.0, votes_chosen=1)
         if not p["single_rater_agrees"]:

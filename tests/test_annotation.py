@@ -56,6 +56,15 @@ def test_consensus_and_single_rater_views():
     assert single[1]["chosen"] == [{"content": "b"}]
 
 
+def test_pairs_one_rater_labelled_are_their_own_single_rater_view():
+    """With one rater a pair (the single_rater lesson) there is no consensus split, and the single-rater split is
+    every held-out pair as labelled: reward models are still measured, on the labels there are."""
+    pairs = [dict(prompt=[], chosen=[{"content": "a"}], rejected=[{"content": "b"}], n_raters=1, agreement=1.0,
+                  single_rater_agrees=True) for _ in range(3)]
+    assert annotation.consensus_split(pairs, 0.8) == []
+    assert annotation.single_rater_view(pairs) == pairs
+
+
 def test_labels_accumulate_across_generations(tmp_path):
     from kit.data import save_dataset
     from kit.paths import Run
