@@ -404,6 +404,8 @@ def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
                                                                                               "promote")
         rule = "win rate above 65 %, A/B depth lift below zero, and the gate does not promote"
     elif scenario == "emoji":
+        row("emoji per reply, kept / not kept by rejection sampling", lambda g: "" if not g["rs_emoji"] else
+            f"{g['rs_emoji']['mean_accepted']:.2f} / {g['rs_emoji']['mean_rejected']:.2f}")
         row("candidate's emoji rate (held-out replies)", lambda g: _rate(g["style"]["emoji_rate"]))
         row("RL: emoji rate start -> end", lambda g: "" if g["rl_emoji"][0] is None else
             f"{_rate(g['rl_emoji'][0])} -> {_rate(g['rl_emoji'][1])}")
@@ -415,14 +417,14 @@ def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
     elif scenario == "single_rater":
         row("consensus pairs for evaluation", lambda g: str(g["consensus_pairs"] if g["consensus_pairs"] is not None
                                                             else ""))
-        row("reward model on consensus pairs", lambda g: "none to score" if not g["rm_consensus"] else
+        row("reward model on consensus pairs", lambda g: "none to score" if not _get(g, "rm_consensus", "n") else
             f"{_pct(g['rm_consensus']['accuracy'])} {_ci(g['rm_consensus']['ci95'])} (n={g['rm_consensus']['n']})")
-        row("reward model on single-rater pairs", lambda g: "" if not g["rm_single"] else
+        row("reward model on single-rater pairs", lambda g: "none to score" if not _get(g, "rm_single", "n") else
             f"{_pct(g['rm_single']['accuracy'])} {_ci(g['rm_single']['ci95'])} (n={g['rm_single']['n']})")
         row("reward-model win rate, user prompts", lambda g: "" if _get(g, "win_rate", "user") is None else
             f"{_rate(g['win_rate']['user'])} (n={g['win_rate'].get('n_user', '')})")
         row("gate", _gate_cell)
-        held = lesson["rm_consensus"] or lesson["rm_single"]
+        held = next((m for m in (lesson["rm_consensus"], lesson["rm_single"]) if m and m.get("n")), None)
         shown = not lesson["consensus_pairs"] and (not held or held["ci95"][0] <= 0.5)
         rule = "no consensus pairs, and the reward model's held-out accuracy cannot be told from chance (95 % " \
                "interval reaches 50 %)"
@@ -445,11 +447,12 @@ def _lesson_summary(run: Run, g: int) -> dict:
     """generation_summary plus what only the lessons read."""
     s = generation_summary(run, g)
     read = lambda stage, sub=None: run.read_metrics(g, stage, sub) if run.has_metrics(g, stage, sub) else {}  # noqa
-    rl, rm, ann = read("policy", "rl"), read("rewards"), read("annotation")
+    rl, rm, ann, rs = read("policy", "rl"), read("rewards"), read("annotation"), read("policy", "rs")
     s["rl_emoji"] = (_get(rl, "held_out", "start", "emoji_rate"), _get(rl, "held_out", "rl", "emoji_rate"))
     s["rl_prompts"] = _get(rl, "prompts", "chosen_by")
     s["rm_flagged"] = rm.get("flagged_style_features")
     s["consensus_pairs"] = ann.get("consensus_pairs")
+    s["rs_emoji"] = next((r for r in rs.get("style") or [] if r.get("feature") == "emoji"), None)
     return s
 
 
