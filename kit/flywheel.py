@@ -48,16 +48,6 @@ SCENARIOS: dict[str, dict[str, dict]] = {
 }
 
 
-# What each lesson is designed to show; `python -m kit report ... --lessons OUT.md --baseline RUN` says, per lesson,
-# whether its run showed it against a run without it (kit.report.lesson_findings).
-LESSONS: dict[str, str] = {
-    "overfit": "the reward-model win rate past 65 % while A/B depth falls; the gate blocks",
-    "emoji": "the candidates' emoji rate surges",
-    "single_rater": "no consensus split: evaluation cannot separate the models",
-    "off_policy": "a smaller RL gain",
-}
-
-
 def scenario_parameters(scenario: str, name: str) -> dict:
     if scenario not in SCENARIOS:
         raise ParameterError("scenario", f"one of {', '.join(SCENARIOS)}", scenario)

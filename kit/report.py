@@ -360,6 +360,15 @@ def publish(run_dir, dest) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------- the lessons
+# What each lesson (a scenario of kit.flywheel.SCENARIOS) is designed to show; `python -m kit report ... --lessons
+# OUT.md --baseline RUN` says, per lesson, whether its run showed it against a run without it (lesson_findings).
+LESSONS: dict[str, str] = {
+    "overfit": "the reward-model win rate past 65 % while A/B depth falls; the gate blocks",
+    "emoji": "the candidates' emoji rate surges",
+    "single_rater": "no consensus split: evaluation cannot separate the models",
+    "off_policy": "a smaller RL gain",
+}
+
 def _rate(x) -> str:
     return "" if x is None else f"{100 * x:.0f} %"
 
@@ -380,9 +389,7 @@ def _overlap(a: dict | None, b: dict | None) -> bool:
 def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
     """What a lesson's run showed against a run without it (`generation_summary` of the same generation, same
     profile and seed): the measures the lesson is about, side by side, and whether the run showed what the lesson
-    is designed to show (`kit.flywheel.LESSONS`), by the rule stated in `rule`."""
-    from .flywheel import LESSONS
-
+    is designed to show (`LESSONS`), by the rule stated in `rule`."""
     if scenario not in LESSONS:
         raise KitError(f"lesson {scenario!r}: not one of {', '.join(LESSONS)}")
     rows, notes = [], []

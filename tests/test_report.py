@@ -69,7 +69,10 @@ def _as_lesson(src, dest, scenario):
 def test_lessons_page_sets_each_lesson_beside_the_baseline_and_applies_its_rule(tmp_path):
     from pathlib import Path
 
-    from kit.flywheel import LESSONS
+    from kit.flywheel import SCENARIOS
+    from kit.report import LESSONS
+
+    assert set(LESSONS) == set(SCENARIOS) - {"none"}, "every lesson says what it is designed to show"
 
     base = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu-seed0"
     lessons = [_as_lesson(base, tmp_path / f"lesson-{s}", s) for s in LESSONS]
