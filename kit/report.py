@@ -45,6 +45,10 @@ def _ci(ci, scale: float = 100.0, unit: str = "", sign: bool = False) -> str:
     return f"[{fmt.format(scale * ci[0])}, {fmt.format(scale * ci[1])}]{unit}"
 
 
+def _lift(m) -> str:
+    return "" if not m else f"{100 * m['lift']:+.1f} % {_ci(m['ci95'], sign=True)}"
+
+
 def _diff(d: dict | None, scale: float = 1.0, unit: str = "", digits: int = 3) -> str:
     if not d or d.get("diff") is None:
         return ""
@@ -227,14 +231,13 @@ def report_markdown(summary: dict, figures: list[str]) -> str:
               "candidate (base) | A/B breadth | A/B depth | promoted |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for g in gens:
         wr = g["win_rate"] or {}
-        ab = lambda m: "" if not m else f"{100 * m['lift']:+.1f} % {_ci(m['ci95'], sign=True)}"  # noqa: E731
         lines.append(f"| {g['generation']} | {_pct(wr.get('user'), 0)} / {_pct(wr.get('internal'), 0)} "
                      f"(n={wr.get('n_user', '')}/{wr.get('n_internal', '')}) | "
                      f"{_pct(g['deployed']['instruction_following_rate'])} -> "
                      f"{_pct(g['candidate']['instruction_following_rate'])} "
                      f"({_pct(g['base']['instruction_following_rate'])}) | {_pct(g['deployed']['violation_rate'])} -> "
                      f"{_pct(g['candidate']['violation_rate'])} ({_pct(g['base']['violation_rate'])}) | "
-                     f"{ab(g['breadth'])} | {ab(g['depth'])} | {'**yes**' if g['promoted'] else 'no'} |")
+                     f"{_lift(g['breadth'])} | {_lift(g['depth'])} | {'**yes**' if g['promoted'] else 'no'} |")
     lines += ["", "Gate and decision, per generation:", ""]
     for g in gens:
         reasons = (_get(g, "gate", "reasons") or []) + (g["decision"] or [])[1:]
@@ -369,14 +372,6 @@ LESSONS: dict[str, str] = {
     "off_policy": "a smaller RL gain",
 }
 
-def _rate(x) -> str:
-    return "" if x is None else f"{100 * x:.0f} %"
-
-
-def _lift(m) -> str:
-    return "" if not m else f"{100 * m['lift']:+.1f} % {_ci(m['ci95'], sign=True)}"
-
-
 def _gate_cell(g: dict) -> str:
     return "promote" if _get(g, "gate", "promote") else "blocks: " + "; ".join(
         r[len("BLOCK: "):] for r in (_get(g, "gate", "reasons") or []) if r.startswith("BLOCK"))
@@ -399,7 +394,7 @@ def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
 
     rl = lambda g, k: _get(g, "rl_vs_start", k)  # noqa: E731
     if scenario == "overfit":
-        row("reward-model win rate, user prompts (gate window 50-65 %)", lambda g: _rate(_get(g, "win_rate", "user")))
+        row("reward-model win rate, user prompts (gate window 50-65 %)", lambda g: _pct(_get(g, "win_rate", "user"), 0))
         row("A/B depth lift (95 %)", lambda g: _lift(g["depth"]))
         row("gate", _gate_cell)
         row("RL: reward it optimised", lambda g: _diff(rl(g, "reward")))
@@ -413,9 +408,9 @@ def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
     elif scenario == "emoji":
         row("emoji per reply, kept / not kept by rejection sampling", lambda g: "" if not g["rs_emoji"] else
             f"{g['rs_emoji']['mean_accepted']:.2f} / {g['rs_emoji']['mean_rejected']:.2f}")
-        row("candidate's emoji rate (held-out replies)", lambda g: _rate(g["style"]["emoji_rate"]))
+        row("candidate's emoji rate (held-out replies)", lambda g: _pct(g["style"]["emoji_rate"], 0))
         row("RL: emoji rate start -> end", lambda g: "" if g["rl_emoji"][0] is None else
-            f"{_rate(g['rl_emoji'][0])} -> {_rate(g['rl_emoji'][1])}")
+            f"{_pct(g['rl_emoji'][0], 0)} -> {_pct(g['rl_emoji'][1], 0)}")
         row("style features the reward model prefers (flagged)", lambda g: ", ".join(g["rm_flagged"] or []) or "none")
         row("A/B depth lift (95 %)", lambda g: _lift(g["depth"]))
         new, old = lesson["style"]["emoji_rate"] or 0.0, base["style"]["emoji_rate"] or 0.0
@@ -429,7 +424,7 @@ def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
         row("reward model on single-rater pairs", lambda g: "none to score" if not _get(g, "rm_single", "n") else
             f"{_pct(g['rm_single']['accuracy'])} {_ci(g['rm_single']['ci95'])} (n={g['rm_single']['n']})")
         row("reward-model win rate, user prompts", lambda g: "" if _get(g, "win_rate", "user") is None else
-            f"{_rate(g['win_rate']['user'])} (n={g['win_rate'].get('n_user', '')})")
+            f"{_pct(g['win_rate']['user'], 0)} (n={g['win_rate'].get('n_user', '')})")
         row("gate", _gate_cell)
         held = next((m for m in (lesson["rm_consensus"], lesson["rm_single"]) if m and m.get("n")), None)
         shown = not lesson["consensus_pairs"] and (not held or held["ci95"][0] <= 0.5)
