@@ -30,7 +30,7 @@ PROFILES: dict[str, dict] = {
         dpo_max_pairs=6, dpo_lr=5e-5, rl_lr=1e-4, rl_steps=2, rl_prompts_per_step=1, rl_num_generations=2, policy_eval_prompts=6,
         eval_prompts=6, ab_users=400, ab_prompts_per_card=1, ab_samples_per_prompt=1, ab_days=3, ab_reply_sims=3,
     ),
-    # A real demo on two CPU cores, sized for 3 generations in about 40 minutes (bench/results/stages.md). Generation is the bottleneck
+    # A real demo on two CPU cores, sized for 3 generations in under 45 minutes (bench/results/stages.md). Generation is the bottleneck
     # there (~1 reply/s for the 135M model in float32: prefill of a ~170-token prompt ~0.35 s, a decoding step of a
     # 32-reply batch ~0.35 s), so every reply generated is used twice: annotation ranks every pair of a prompt's
     # candidates and rejection sampling chooses among the same candidates; the held-out and A/B replies of a
@@ -41,7 +41,7 @@ PROFILES: dict[str, dict] = {
         n_raters=5, max_annotated_prompts=32, max_annotated_eval_prompts=12, candidates_per_prompt=2,
         eval_candidates_per_prompt=4, eval_fraction=0.3,
         rm_max_pairs=2000, rm_max_signal_examples=400, rm_epochs=1.0, rm_lora_layers=4, rm_max_length=320,
-        rs_max_prompts=32, sft_epochs=4.0, sft_max_steps=12, sft_lr=1e-3, sft_batch_size=8, sft_lora_layers=10,
+        rs_max_prompts=32, sft_epochs=4.0, sft_max_steps=24, sft_lr=1e-3, sft_batch_size=8, sft_lora_layers=10,
         dpo_max_pairs=8, dpo_lr=2e-4, rl_steps=12, rl_prompts_per_step=2, rl_num_generations=4, rl_lr=2e-4,
         policy_eval_prompts=32, eval_prompts=32, ab_users=20000, ab_prompts_per_card=3, ab_samples_per_prompt=1,
         ab_days=7, ab_reply_sims=30,
@@ -301,7 +301,7 @@ class PolicyConfig(_StageConfig):
     sft_accumulate: bool = True         # train on the rejection-sampled sets of every generation so far
     sft_max_steps: int = 0              # at most this many optimiser steps (0: sft_epochs decide), so an SFT set that
                                         # grows with the generations costs the same each generation
-    sft_open_ends: bool = False         # a target the generation limit cut short (and no closing rule ended) trains
+    sft_open_ends: bool = True          # a target the generation limit cut short (and no closing rule ended) trains
                                         # no end-of-turn token: the policy learns its words, not to stop there
     # DPO patch, reference = the SFT policy (a frozen copy of its adapter, not a second model)
     dpo_max_pairs: int = 48
