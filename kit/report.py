@@ -458,6 +458,36 @@ def _lesson_summary(run: Run, g: int) -> dict:
     return s
 
 
+def _sft_settings_differ(run: Run, base_run: Run, g: int) -> list[str]:
+    """The SFT settings (`sft_*` of the configuration notebook 04 recorded) in which `run` differs from `base_run`,
+    as 'key=value (baseline: value)'; none where either recorded no SFT. A setting only one of them recorded (a run
+    from before the setting existed) is not compared."""
+    def sft(r):
+        if not r.has_metrics(g, "policy", "sft"):
+            return None
+        return {k: v for k, v in (r.read_metrics(g, "policy", "sft").get("config") or {}).items()
+                if k.startswith("sft_")}
+    a, b = sft(run), sft(base_run)
+    if a is None or b is None:
+        return []
+    return [f"{k}={a.get(k)!r} (baseline: {b.get(k)!r})" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+
+
+def _sft_unlike_defaults(run: Run, g: int, profile) -> list[str]:
+    """The SFT settings `run` recorded at generation g that the profile's defaults no longer have, and the
+    defaults it did not record (it predates them), each as 'key value (now: value)'."""
+    import dataclasses
+
+    from .config import PROFILES, PolicyConfig, stage_config
+
+    if profile not in PROFILES or not run.has_metrics(g, "policy", "sft"):
+        return []
+    recorded = run.read_metrics(g, "policy", "sft").get("config") or {}
+    now = dataclasses.asdict(stage_config(PolicyConfig, profile))
+    return [f"{k} {recorded[k]!r} (now: {now[k]!r})" if k in recorded else f"{k} not recorded (now: {now[k]!r})"
+            for k in sorted(now) if k.startswith("sft_") and recorded.get(k, None) != now[k]]
+
+
 def lessons_markdown(lesson_dirs: list, baseline_dir, generation: int = 0, links: list[str] | None = None) -> str:
     """Each lesson run (its manifest names the scenario) against `baseline_dir`, a run of the same profile and seed
     without a scenario, at `generation`: what the lesson is designed to show, the measures side by side, and whether
@@ -472,6 +502,11 @@ def lessons_markdown(lesson_dirs: list, baseline_dir, generation: int = 0, links
              f"`{bp.get('profile')}`, seed {bp.get('seed')}, no scenario). Every figure is read from the runs' "
              "`metrics.json` files by `python -m kit report ... --lessons`; what a lesson is designed to show is "
              "not guaranteed at a small scale, and \"shown\" applies the rule stated under each table.", ""]
+    stale = _sft_unlike_defaults(base_run, generation, bp.get("profile"))
+    if stale:
+        lines += [f"These runs' SFT settings are not the `{bp.get('profile')}` profile's defaults now: "
+                  f"{'; '.join(stale)}. `bash scripts/lessons.sh` and a baseline run at the defaults show the "
+                  "lessons as the kit runs them now.", ""]
     for k, d in enumerate(lesson_dirs):
         run = Run(d)
         p = run.manifest().get("parameters", {})
@@ -482,6 +517,10 @@ def lessons_markdown(lesson_dirs: list, baseline_dir, generation: int = 0, links
             if p.get(key) != bp.get(key):
                 raise KitError(f"{run.root}: {key} {p.get(key)!r}, but the baseline's is {bp.get(key)!r}; compare "
                                "runs of the same profile, seed and model")
+        differ = _sft_settings_differ(run, base_run, generation)
+        if differ:
+            raise KitError(f"{run.root}: SFT ran with {', '.join(differ)} unlike the baseline (no scenario changes "
+                           "SFT); compare runs of the same defaults")
         f = lesson_findings(scenario, _lesson_summary(run, generation), base)
         lines += [f"## `{scenario}`: {f['designed_to_show']}", "",
                   f"**{'Shown' if f['shown'] else 'Not shown'}** at this profile and seed"

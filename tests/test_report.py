@@ -88,6 +88,22 @@ def test_lessons_page_sets_each_lesson_beside_the_baseline_and_applies_its_rule(
         report.lessons_markdown(lessons, lessons[0])
     with pytest.raises(KitError, match="ran no scenario"):
         report.lessons_markdown([base], base)
+    # a lesson whose SFT ran with other settings than the baseline's is not a like-for-like comparison
+    sft = lessons[0] / "gen_0" / "policy" / "sft" / "metrics.json"
+    metrics = json.loads(sft.read_text())
+    metrics["config"]["sft_max_steps"] += 1
+    sft.write_text(json.dumps(metrics))
+    with pytest.raises(KitError, match=r"SFT ran with sft_max_steps=\d+ \(baseline: \d+\)"):
+        report.lessons_markdown(lessons[:1], base)
+    # a baseline whose SFT is not the profile's defaults now says so on the page, a setting it predates included
+    metrics["config"]["sft_max_steps"] = 7
+    metrics["config"].pop("sft_open_ends", None)
+    sft.write_text(json.dumps(metrics))
+    stale = report._sft_unlike_defaults(report.Run(lessons[0]), 0, "cpu")
+    from kit.config import PROFILES
+
+    assert f"sft_max_steps 7 (now: {PROFILES['cpu']['sft_max_steps']})" in stale and "sft_open_ends not recorded (now: True)" in stale
+    assert report._sft_unlike_defaults(report.Run(tmp_path / "no-run"), 0, "cpu") == []
 
 
 def test_overfit_lesson_rule_needs_the_win_rate_past_the_window_depth_down_and_the_gate_closed():
