@@ -30,7 +30,7 @@ PROFILES: dict[str, dict] = {
         dpo_max_pairs=6, dpo_lr=5e-5, rl_lr=1e-4, rl_steps=2, rl_prompts_per_step=1, rl_num_generations=2, policy_eval_prompts=6,
         eval_prompts=6, ab_users=400, ab_prompts_per_card=1, ab_samples_per_prompt=1, ab_days=3, ab_reply_sims=3,
     ),
-    # A real demo on two CPU cores, sized for 3 generations in under 45 minutes (bench/results/stages.md). Generation is the bottleneck
+    # A real demo on two CPU cores, sized for 3 generations in about 50 minutes (bench/results/stages.md). Generation is the bottleneck
     # there (~1 reply/s for the 135M model in float32: prefill of a ~170-token prompt ~0.35 s, a decoding step of a
     # 32-reply batch ~0.35 s), so every reply generated is used twice: annotation ranks every pair of a prompt's
     # candidates and rejection sampling chooses among the same candidates; the held-out and A/B replies of a
