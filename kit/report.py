@@ -458,16 +458,18 @@ def _lesson_summary(run: Run, g: int) -> dict:
     return s
 
 
+def _sft_recorded(run: Run, g: int) -> dict | None:
+    """The `sft_*` settings notebook 04 recorded at generation g (None: no SFT recorded)."""
+    if not run.has_metrics(g, "policy", "sft"):
+        return None
+    return {k: v for k, v in (run.read_metrics(g, "policy", "sft").get("config") or {}).items() if k.startswith("sft_")}
+
+
 def _sft_settings_differ(run: Run, base_run: Run, g: int) -> list[str]:
     """The SFT settings (`sft_*` of the configuration notebook 04 recorded) in which `run` differs from `base_run`,
     as 'key=value (baseline: value)'; none where either recorded no SFT. A setting only one of them recorded (a run
     from before the setting existed) is not compared."""
-    def sft(r):
-        if not r.has_metrics(g, "policy", "sft"):
-            return None
-        return {k: v for k, v in (r.read_metrics(g, "policy", "sft").get("config") or {}).items()
-                if k.startswith("sft_")}
-    a, b = sft(run), sft(base_run)
+    a, b = _sft_recorded(run, g), _sft_recorded(base_run, g)
     if a is None or b is None:
         return []
     return [f"{k}={a.get(k)!r} (baseline: {b.get(k)!r})" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
@@ -480,9 +482,9 @@ def _sft_unlike_defaults(run: Run, g: int, profile) -> list[str]:
 
     from .config import PROFILES, PolicyConfig, stage_config
 
-    if profile not in PROFILES or not run.has_metrics(g, "policy", "sft"):
+    recorded = _sft_recorded(run, g)
+    if profile not in PROFILES or recorded is None:
         return []
-    recorded = run.read_metrics(g, "policy", "sft").get("config") or {}
     now = dataclasses.asdict(stage_config(PolicyConfig, profile))
     return [f"{k} {recorded[k]!r} (now: {now[k]!r})" if k in recorded else f"{k} not recorded (now: {now[k]!r})"
             for k in sorted(now) if k.startswith("sft_") and recorded.get(k, None) != now[k]]
