@@ -100,7 +100,7 @@ def test_open_ended_targets_train_their_words_but_not_the_end_of_turn(cards):
     assert [r["open_end"] for r in rows] == [False, True]
     with tempfile.TemporaryDirectory() as tmp:
         ours = sft.make_trainer(model, tok, rows, cfg, 0, tmp)
-        trl = sft.make_trainer(model, tok, rows, stage_config(PolicyConfig, "tiny"), 0, tmp)
+        trl = sft.make_trainer(model, tok, rows, stage_config(PolicyConfig, "tiny", sft_open_ends=False), 0, tmp)
         batches = [t.data_collator([t.train_dataset[i]]) for t in (ours, trl) for i in (0, 1)]
     learned = [tok.decode([t for t, lab in zip(b["input_ids"][0].tolist(), b["labels"][0].tolist()) if lab != -100])
                for b in batches]
