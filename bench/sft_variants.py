@@ -47,7 +47,7 @@ def sft_set(run, generation: int, cards: dict, cfg, seed: int) -> list[dict]:
     from kit.data import load_dataset_dir
 
     records = []
-    budget = rejection.target_words(cfg.max_new_tokens)
+    budget = rejection.target_budget(cfg)
     fix = cards if cfg.rs_rater_fix else None
     for g in (range(generation + 1) if cfg.sft_accumulate else [generation]):
         items, table = rejection.load_saved(run, g)

@@ -103,9 +103,11 @@ RANGES: dict[str, Range] = {
                      "sft_lora_r", "dpo_max_pairs", "rl_prompts_per_step", "policy_eval_prompts", "eval_prompts",
                      "ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns",
                      "ab_bootstrap"), Range(1)),
-    **dict.fromkeys(("n_internal_sessions", "day", "rm_lora_layers", "sft_lora_layers", "sft_max_steps", "rl_steps", "ab_reply_sims",
+    **dict.fromkeys(("n_internal_sessions", "day", "rm_lora_layers", "sft_lora_layers", "sft_max_steps", "sft_target_words", "rl_steps", "ab_reply_sims",
                      "max_len_diff", "max_emoji_diff", "rater_noise", "style_flag_threshold", "rs_follow_weight",
-                     "rl_follow_weight", "rl_beta", "temperature", "pool_temperature"), Range(0)),
+                     "rl_follow_weight", "rl_length_weight", "rl_length_tolerance",
+                     "rl_unfinished_penalty", "rl_beta", "temperature",
+                     "pool_temperature"), Range(0)),
     **dict.fromkeys(("rm_epochs", "rm_lr", "rm_head_c", "sft_epochs", "sft_lr", "dpo_beta", "dpo_lr", "dpo_epochs", "rl_lr",
                      "rl_temperature"), Range(0, low_open=True)),
     **dict.fromkeys(("constraint_keep", "rewrite_share", "steer_share", "consensus_agreement", "rs_min_following",
@@ -301,6 +303,8 @@ class PolicyConfig(_StageConfig):
     sft_accumulate: bool = True         # train on the rejection-sampled sets of every generation so far
     sft_max_steps: int = 0              # at most this many optimiser steps (0: sft_epochs decide), so an SFT set that
                                         # grows with the generations costs the same each generation
+    sft_target_words: int = 0           # word budget of an SFT target (0: what the generation limit leaves room
+                                        # for, kit.rejection.target_words)
     sft_open_ends: bool = True          # a target the generation limit cut short (and no closing rule ended) trains
                                         # no end-of-turn token: the policy learns its words, not to stop there
     # DPO patch, reference = the SFT policy (a frozen copy of its adapter, not a second model)
@@ -319,6 +323,11 @@ class PolicyConfig(_StageConfig):
     rl_loss_type: str = "grpo"          # TRL GRPO loss type, always set explicitly (Unsloth's default is dapo)
     rl_temperature: float = 1.0
     rl_follow_weight: float = 2.0       # RL reward = composite reward / its SD + weight * share of rules followed
+    rl_length_weight: float = 0.0       # length control: minus weight * |log(words / start's words)| beyond the
+    rl_length_tolerance: float = 0.15   # tolerance (0.15: +/-15 % free); the start's words are the mean of its
+                                        # first RL samples (kit.rl.length_controlled); 0 turns the control off
+    rl_unfinished_penalty: float = 0.0  # GRPO: reward minus this for a sample the token limit cut before it ended
+    rl_mask_truncated: bool = False     # GRPO: such samples count in their group's baseline, not in the loss (DAPO)
     rl_near_policy: bool = True         # RL prompts where the reward is low or varies most between samples
     policy_eval_prompts: int = 48       # held-out prompts for the before/after checks of 04 and 05 (equal to 06's
                                         # eval_prompts, the three share one set and each policy's replies)

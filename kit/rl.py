@@ -12,6 +12,11 @@ Two algorithms behind one parameter, `rl_algorithm`:
 Either way the policy starts from the generation's latest adapter (SFT, or SFT + DPO patch); the frozen copy of
 that adapter is the reference, so there is never a second model in memory.
 
+The raters over-reward length, so the reward model learns to as well, and RL lengthens replies to please it.
+`rl_length_weight` > 0 adds a length control (`length_controlled`): replies whose length strays from the start
+policy's by more than `rl_length_tolerance` (on the log scale) lose reward, the start's length being the mean of
+the first RL samples it draws (training prompts only; no held-out reply is read).
+
 RL prompts are chosen near-policy: where the current policy's own samples (rejection sampling's candidate table)
 score low or disagree most. `rl_near_policy=False` draws them at random instead, for the `off_policy` lesson.
 """
@@ -62,15 +67,50 @@ def prompts(rs_items: list[dict], rs_table, cfg, seed: int) -> tuple[list, dict]
                                near_policy=cfg.rl_near_policy)
 
 
+class length_controlled:
+    """A reward minus `weight` x how far a reply's length strays from the start policy's beyond `tolerance`:
+    weight * max(0, |log((words + 1) / (reference + 1))| - log(1 + tolerance)). The reference is the mean words of
+    the first replies scored, which in training are the start policy's first RL samples; `reference_words` holds it
+    (None before the first call)."""
+
+    def __init__(self, reward_fn, weight: float, tolerance: float):
+        self.reward_fn, self.weight, self.tolerance = reward_fn, float(weight), float(tolerance)
+        self.reference_words: float | None = None
+
+    def penalty(self, replies: list[str]) -> np.ndarray:
+        from .features import words
+
+        n = np.array([len(words(r)) for r in replies], dtype=float)
+        if self.reference_words is None:
+            self.reference_words = float(n.mean()) if len(n) else 0.0
+        gap = np.abs(np.log((n + 1.0) / (self.reference_words + 1.0))) - np.log1p(self.tolerance)
+        return self.weight * np.maximum(gap, 0.0)
+
+    def __call__(self, items, replies):
+        return np.asarray(self.reward_fn(items, replies), dtype=float) - self.penalty(replies)
+
+
 def rl_reward(run, generation: int, cards: dict, rs_table, cfg, signal_weights: dict | None = None):
     """What RL optimises (notebook 05, `python -m kit train rl`): generation `generation`'s composite reward
     (kit.rewards.load_composite_reward, with `signal_weights`) in units of its spread over rejection sampling's
-    candidates, plus rl_follow_weight times the share of the card's rules followed (kit.rejection)."""
+    candidates, plus rl_follow_weight times the share of the card's rules followed (kit.rejection); with
+    rl_length_weight > 0, under the length control (`length_controlled`)."""
     from .rejection import verifiable_reward_fn
     from .rewards import load_composite_reward
 
-    return verifiable_reward_fn(cards, load_composite_reward(run, generation, cards, signal_weights),
-                                follow_weight=cfg.rl_follow_weight, reward_sd=float(rs_table["reward"].std()))
+    fn = verifiable_reward_fn(cards, load_composite_reward(run, generation, cards, signal_weights),
+                              follow_weight=cfg.rl_follow_weight, reward_sd=float(rs_table["reward"].std()))
+    if getattr(cfg, "rl_length_weight", 0.0) > 0:
+        fn = length_controlled(fn, cfg.rl_length_weight, cfg.rl_length_tolerance)
+    return fn
+
+
+def _length_reference(reward_fn) -> dict:
+    """The length control's settings and reference, for the training log ({} without one)."""
+    if not isinstance(reward_fn, length_controlled):
+        return {}
+    return {"length_control": {"weight": reward_fn.weight, "tolerance": reward_fn.tolerance,
+                               "reference_words": reward_fn.reference_words}}
 
 
 def _rows(items: list[dict], cards: dict) -> list[dict]:
@@ -80,15 +120,41 @@ def _rows(items: list[dict], cards: dict) -> list[dict]:
             for it in items]
 
 
-def reward_function(reward_fn):
-    """The composite reward as a TRL reward function (called with the dataset's columns as keyword lists)."""
-    def rm_reward(prompts, completions, character_id, user_name, history, **_):
+def reward_function(reward_fn, *, unfinished_penalty: float = 0.0, end_ids=(), max_tokens: int | None = None):
+    """The composite reward as a TRL reward function (called with the dataset's columns as keyword lists).
+
+    `unfinished_penalty` > 0: a completion that reached `max_tokens` without ending (its last token id not in
+    `end_ids`) loses that much reward, DAPO's overlong shaping in its simplest form: a reply cut off by the limit is
+    not one a user would read to its end, and without it a reward that likes length teaches the policy not to stop."""
+    ends = {int(i) for i in end_ids}
+
+    def rm_reward(prompts, completions, character_id, user_name, history, completion_ids=None, **_):
         items = [{"character_id": c, "user_name": u or None, "history": h}
                  for c, u, h in zip(character_id, user_name, history)]
         replies = [c[0]["content"] if isinstance(c, list) else str(c) for c in completions]
-        return [float(x) for x in reward_fn(items, replies)]
+        rewards = [float(x) for x in reward_fn(items, replies)]
+        if unfinished_penalty > 0 and completion_ids is not None:
+            rewards = [r - unfinished_penalty * unfinished(ids, ends, max_tokens)
+                       for r, ids in zip(rewards, completion_ids)]
+        return rewards
 
     return rm_reward
+
+
+def unfinished(ids, end_ids: set, max_tokens: int | None) -> bool:
+    """Whether a completion's token ids stop at the length limit without an end token."""
+    ids = list(ids)
+    return bool(ids) and (max_tokens is None or len(ids) >= max_tokens) and int(ids[-1]) not in end_ids
+
+
+def end_token_ids(model, tok) -> set:
+    """The ids that end a completion: the generation config's end-of-sequence ids, the tokenizer's, and padding."""
+    ids = set()
+    for value in (getattr(getattr(model, "generation_config", None), "eos_token_id", None), tok.eos_token_id,
+                  tok.pad_token_id):
+        if value is not None:
+            ids.update(value if isinstance(value, (list, tuple)) else [value])
+    return {int(i) for i in ids}
 
 
 def train(model_name: str, start_adapter, items: list[dict], cards: dict, reward_fn, out_dir, cfg, seed: int) -> dict:
@@ -131,10 +197,12 @@ def train_grpo(model_name: str, start_adapter, items: list[dict], cards: dict, r
     with tempfile.TemporaryDirectory() as tmp:
         args = GRPOConfig(loss_type=cfg.rl_loss_type, beta=cfg.rl_beta, num_generations=k,
                           max_completion_length=cfg.max_new_tokens, temperature=cfg.rl_temperature, top_p=1.0,
-                          scale_rewards="group",
+                          scale_rewards="group", mask_truncated_completions=cfg.rl_mask_truncated,
                           **base_args(tmp, seed, batch_size=cfg.rl_prompts_per_step * k, lr=cfg.rl_lr,
                                       max_steps=cfg.rl_steps))
-        trainer = GRPOTrainer(model=model, reward_funcs=reward_function(reward_fn), args=args,
+        reward = reward_function(reward_fn, unfinished_penalty=cfg.rl_unfinished_penalty,
+                                 end_ids=end_token_ids(model, tok), max_tokens=cfg.max_new_tokens)
+        trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args,
                               train_dataset=Dataset.from_list(rows), processing_class=tok)
         start = time.perf_counter()
         trainer.train()
@@ -151,7 +219,9 @@ def train_grpo(model_name: str, start_adapter, items: list[dict], cards: dict, r
     curves = history(trainer, GRPO_CURVES)
     curves["length"] = curves.pop("completions/mean_length", [])
     return {"algorithm": "grpo", "steps": cfg.rl_steps, "loss_type": loss_type, "beta": beta,
-            "reference": reference, "curves": curves, "seconds": seconds, "backend": backend.name}
+            "reference": reference, "curves": curves, "seconds": seconds, "backend": backend.name,
+            "mask_truncated_completions": getattr(trainer.args, "mask_truncated_completions", cfg.rl_mask_truncated),
+            "unfinished_penalty": cfg.rl_unfinished_penalty, **_length_reference(reward_fn)}
 
 
 def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: dict, reward_fn, out_dir, cfg,
@@ -219,8 +289,9 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
                                   "backend": backend.name, "seed": seed})
     return {"algorithm": "online_dpo", "steps": cfg.rl_steps, "beta": cfg.rl_beta, "curves": curves,
             "reference": "adapter 'ref' (frozen copy of the start adapter)", "seconds": seconds,
-            "backend": backend.name, "loss": curves["loss"]}
+            "backend": backend.name, "loss": curves["loss"], **_length_reference(reward_fn)}
 
 
-__all__ = ["near_policy_prompts", "prompts", "rl_reward", "reward_function", "max_seq_length", "train", "train_grpo", "train_online_dpo",
-           "losses"]
+__all__ = ["near_policy_prompts", "prompts", "rl_reward", "length_controlled", "reward_function", "unfinished",
+           "end_token_ids", "max_seq_length",
+           "train", "train_grpo", "train_online_dpo", "losses"]

@@ -41,3 +41,16 @@ def test_no_rater_fixes_and_no_rewrites_leave_only_the_models_own_replies(tiny_f
                                    sft_include_rewrites=False), progress=False, output_name="04_sft_exercise")
     origins = run.read_metrics(0, "policy", sub="rs")["sft_origins"]
     assert origins and not any(o.endswith("+rater-fix") or o == "rater-rewrite" for o in origins)
+
+
+@pytest.mark.slow
+def test_cut_samples_are_charged_and_left_out_of_the_loss(tiny_flywheel, tmp_path):
+    text = _exercise_text("05_dpo_rl")
+    assert "-p rl_unfinished_penalty 1.0 -p rl_mask_truncated True" in text
+    run = _copy(tiny_flywheel, tmp_path)
+    execute("05_dpo_rl", run, 0, dict(run_dir=str(run.root), generation=0, profile="tiny", seed=0,
+                                      rl_unfinished_penalty=1.0, rl_mask_truncated=True),
+            progress=False, output_name="05_dpo_rl_exercise")
+    training = run.read_metrics(0, "policy", sub="rl")["training"]
+    assert training["unfinished_penalty"] == 1.0 and training["mask_truncated_completions"] is True
+    assert tiny_flywheel.read_metrics(0, "policy", sub="rl")["training"]["mask_truncated_completions"] is False

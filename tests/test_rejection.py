@@ -120,3 +120,15 @@ def test_open_end_marks_targets_cut_short_unless_a_rule_ends_them():
     assert not open_end(cut, target, target + " What say ye?")        # a closing question ends it on purpose
     whole = "The tide turns at dawn. We sail at noon."
     assert not open_end(whole, complete_sentences(whole, 40), complete_sentences(whole, 40))
+
+
+def test_sft_target_budget_is_the_generation_limits_unless_set():
+    from kit.config import PolicyConfig, stage_config
+
+    cfg = stage_config(PolicyConfig, "cpu")
+    assert rejection.target_budget(cfg) == rejection.target_words(cfg.max_new_tokens) == 39
+    assert rejection.target_budget(stage_config(PolicyConfig, "cpu", sft_target_words=45)) == 45
+    long = "One two three four five. " * 12
+    cut = rejection.complete_sentences(long, rejection.target_budget(stage_config(PolicyConfig, "cpu",
+                                                                                    sft_target_words=45)))
+    assert len(cut.split()) == 45                  # nine whole sentences of five words

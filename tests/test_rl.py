@@ -27,6 +27,39 @@ def test_rl_algorithm_is_checked():
         stage_config(PolicyConfig, "tiny", rl_num_generations=1)
 
 
+def test_length_control_charges_only_replies_that_stray_beyond_the_tolerance():
+    """The reference is the first batch's mean words (the start policy's first RL samples); a reply within
+    +/- tolerance of it keeps its reward, one beyond loses weight x the excess log ratio, longer or shorter."""
+    import numpy as np
+
+    fn = rl.length_controlled(lambda items, replies: [1.0] * len(replies), weight=2.0, tolerance=0.15)
+    assert fn.reference_words is None
+    first = fn(None, ["w " * 9, "w " * 11])               # mean 10 words: the reference
+    assert fn.reference_words == 10.0 and first.tolist() == [1.0, 1.0]
+    later = fn(None, ["w " * 10, "w " * 11, "w " * 21, "w " * 4])
+    excess = lambda n: np.log((n + 1) / 11) - np.log(1.15)   # noqa: E731
+    assert later[:2].tolist() == [1.0, 1.0]                   # (n + 1) / 11 = 1 and 1.09: within 1.15
+    assert later[2] == pytest.approx(1.0 - 2.0 * excess(21))
+    assert later[3] == pytest.approx(1.0 - 2.0 * (np.log(11 / 5) - np.log(1.15)))
+    assert fn.reference_words == 10.0                         # fixed after the first call
+
+
+def test_rl_reward_is_length_controlled_only_when_asked(monkeypatch):
+    import kit.rewards
+
+    monkeypatch.setattr(kit.rewards, "load_composite_reward",
+                        lambda *a, **k: (lambda items, replies: [0.0] * len(replies)))
+    table = pd.DataFrame({"reward": [1.0, 2.0, 3.0]})
+    plain = rl.rl_reward(None, 0, {}, table, stage_config(PolicyConfig, "tiny"), None)
+    assert not isinstance(plain, rl.length_controlled)
+    cfg = stage_config(PolicyConfig, "tiny", rl_length_weight=1.5, rl_length_tolerance=0.2)
+    controlled = rl.rl_reward(None, 0, {}, table, cfg, None)
+    assert isinstance(controlled, rl.length_controlled)
+    assert (controlled.weight, controlled.tolerance) == (1.5, 0.2)
+    with pytest.raises(ParameterError, match="rl_length_weight"):
+        stage_config(PolicyConfig, "tiny", rl_length_weight=-1.0)
+
+
 @pytest.fixture(scope="module")
 def start_adapter(world, tmp_path_factory):
     from kit import sft
@@ -128,3 +161,45 @@ def test_grpo_reports_the_loss_type_and_kl_its_trainer_ran_with(world, monkeypat
                    tmp_path / "rl", cfg, 0)
     assert (log["loss_type"], log["beta"]) == ("dapo", 0.0)
     assert log["reference"].startswith("none (beta = 0")
+
+
+def test_grpo_masks_and_charges_samples_the_limit_cut_when_asked(world, monkeypatch, tmp_path):
+    """rl_mask_truncated reaches GRPOConfig; rl_unfinished_penalty charges a completion that fills the token limit
+    without an end token, and no other."""
+    import trl
+
+    from kit import models
+
+    seen = {}
+
+    class Trainer:
+        def __init__(self, model, args, reward_funcs, **kwargs):
+            self.model, self.args = model, args
+            self.state = SimpleNamespace(log_history=[])
+            seen["args"], seen["reward"] = args, reward_funcs
+
+        def train(self):
+            pass
+
+    tok = models.load_tokenizer()
+    model = SimpleNamespace(peft_config={"default": None}, generation_config=SimpleNamespace(eos_token_id=[7]))
+    monkeypatch.setattr(models, "load_policy", lambda *a, **k: (model, tok))
+    monkeypatch.setattr(trl, "GRPOTrainer", Trainer)
+    monkeypatch.setattr(trl, "GRPOConfig", lambda **kwargs: SimpleNamespace(**kwargs))
+    monkeypatch.setattr(rl, "save_adapter", lambda model, out, meta: meta)
+    cfg = stage_config(PolicyConfig, "tiny", rl_algorithm="grpo", rl_unfinished_penalty=0.5, rl_mask_truncated=True,
+                       max_new_tokens=3)
+    log = rl.train("smollm2-135m-instruct", "/nonexistent/adapter", ITEMS, world.cards, lambda i, r: [1.0] * len(r),
+                   tmp_path / "rl", cfg, 0)
+    assert seen["args"].mask_truncated_completions is True
+    assert log["mask_truncated_completions"] is True and log["unfinished_penalty"] == 0.5
+    ids = [[5, 6, 8], [5, 6, 7], [5, tok.eos_token_id], [5, 6, tok.eos_token_id], [5, 6]]
+    rewards = seen["reward"](prompts=[""] * 5, completions=["x"] * 5, character_id=["aria"] * 5, user_name=[""] * 5,
+                             history=[[]] * 5, completion_ids=ids)
+    assert rewards == [0.5, 1.0, 1.0, 1.0, 1.0]      # only the first filled the limit without ending
+    plain = stage_config(PolicyConfig, "tiny", rl_algorithm="grpo", max_new_tokens=3)
+    rl.train("smollm2-135m-instruct", "/nonexistent/adapter", ITEMS, world.cards, lambda i, r: [1.0] * len(r),
+             tmp_path / "rl2", plain, 0)
+    assert seen["args"].mask_truncated_completions is False
+    assert seen["reward"](prompts=[""], completions=["x"], character_id=["aria"], user_name=[""], history=[[]],
+                          completion_ids=[[5, 6, 8]]) == [1.0]
