@@ -16,7 +16,6 @@ bench/results/<name>.{json,md}.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sft_variants import parse_variant   # noqa: E402  (bench/, beside this script: one reading of --variant)
+from sft_variants import arguments, diff, open_run, parse_variant, save   # noqa: E402  (bench/, beside this script)
 
 
 def start_adapter(run, generation: int) -> Path:
@@ -41,28 +40,17 @@ def start_adapter(run, generation: int) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--generation", type=int, required=True)
-    ap.add_argument("--variant", action="append", default=None,
-                    help="'default' or KEY=VALUE[,KEY=VALUE] PolicyConfig overrides (repeatable)")
-    ap.add_argument("--name", default="rl_variants", help="file name under bench/results/")
-    args = ap.parse_args()
+    args = arguments(__doc__, "rl_variants")
 
     from kit import evaluation, rejection, rl
-    from kit.config import GenerationConfig, PolicyConfig, WorldConfig, stage_config
-    from kit.paths import Run, write_json, write_text
+    from kit.config import PolicyConfig, stage_config
     from kit.sampling import Policy
-    from kit.world.world import World
     from stages import device   # bench/stages.py: one description of the machine
 
     begin = time.perf_counter()
-    run, g = Run(args.run_dir), args.generation
-    params = run.manifest().get("parameters", {})
-    profile, seed, model = params.get("profile", "cpu"), int(params.get("seed", 0)), params.get("model_name")
-    world = World.from_config(stage_config(WorldConfig, profile), seed)
-    cards = world.cards
-    gen_cfg = stage_config(GenerationConfig, profile)
+    r = open_run(args.run_dir)
+    run, g, profile, seed, model = r.run, args.generation, r.profile, r.seed, r.model
+    world, cards, gen_cfg, params = r.world, r.cards, r.gen_cfg, r.params
     start = start_adapter(run, g)
     rs_items, rs_table = rejection.load_saved(run, g)
     signal_weights = params.get("signal_weights")
@@ -101,18 +89,10 @@ def main() -> None:
               "start": check["start"], "variants": results, "seconds": round(time.perf_counter() - begin, 1),
               "device": f"{dev['cpu']}, {dev['cores']} cores",
               "command": "python " + " ".join(["bench/rl_variants.py"] + sys.argv[1:])}
-    out = Path(__file__).resolve().parent / "results"
-    write_json(out / f"{args.name}.json", result)
-    md = markdown(result)
-    write_text(out / f"{args.name}.md", md)
-    print(md)
+    save(result, args.name, markdown(result))
 
 
 def markdown(result: dict) -> str:
-    def diff(d, scale=1.0, digits=2):
-        f = f"{{:+.{digits}f}}"
-        return f"{f.format(scale * d['diff'])} [{f.format(scale * d['ci95'][0])}, {f.format(scale * d['ci95'][1])}]"
-
     s = result["start"]
     lines = [f"RL variants on `{result['run_dir']}` generation {result['generation']} (profile {result['profile']}, "
              f"seed {result['seed']}), from its `{result['start_adapter']}`: {result['prompts']} held-out prompts, "

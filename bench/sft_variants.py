@@ -58,29 +58,56 @@ def sft_set(run, generation: int, cards: dict, cfg, seed: int) -> list[dict]:
     return records
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+def arguments(doc: str, name: str) -> argparse.Namespace:
+    """The command line every variants bench takes (this one and bench/rl_variants.py)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0], allow_abbrev=False)
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--generation", type=int, required=True)
     ap.add_argument("--variant", action="append", default=None,
                     help="'default' or KEY=VALUE[,KEY=VALUE] PolicyConfig overrides (repeatable)")
-    ap.add_argument("--name", default="sft_variants", help="file name under bench/results/")
-    args = ap.parse_args()
+    ap.add_argument("--name", default=name, help="file name under bench/results/")
+    return ap.parse_args()
+
+
+def open_run(run_dir: str):
+    """A finished run as its notebooks saw it: the run, its recorded profile, seed and model, its world and cast,
+    the generation settings."""
+    from types import SimpleNamespace
+
+    from kit.config import GenerationConfig, WorldConfig, stage_config
+    from kit.paths import Run
+    from kit.world.world import World
+
+    run = Run(run_dir)
+    params = run.manifest().get("parameters", {})
+    profile, seed = params.get("profile", "cpu"), int(params.get("seed", 0))
+    world = World.from_config(stage_config(WorldConfig, profile), seed)
+    return SimpleNamespace(run=run, params=params, profile=profile, seed=seed, model=params.get("model_name"),
+                           world=world, cards=world.cards, gen_cfg=stage_config(GenerationConfig, profile))
+
+
+def save(result: dict, name: str, md: str) -> None:
+    """bench/results/<name>.{json,md}, and the table printed."""
+    from kit.paths import write_json, write_text
+
+    out = Path(__file__).resolve().parent / "results"
+    write_json(out / f"{name}.json", result)
+    write_text(out / f"{name}.md", md)
+    print(md)
+
+
+def main() -> None:
+    args = arguments(__doc__, "sft_variants")
 
     from kit import evaluation, rewards, sft
-    from kit.config import GenerationConfig, PolicyConfig, WorldConfig, stage_config
-    from kit.paths import Run, write_json, write_text
+    from kit.config import PolicyConfig, stage_config
     from kit.sampling import Policy
-    from kit.world.world import World
     from stages import device   # bench/stages.py, beside this script: one description of the machine
 
     start = time.perf_counter()
-    run, g = Run(args.run_dir), args.generation
-    params = run.manifest().get("parameters", {})
-    profile, seed, model = params.get("profile", "cpu"), int(params.get("seed", 0)), params.get("model_name")
-    world = World.from_config(stage_config(WorldConfig, profile), seed)
-    cards = world.cards
-    gen_cfg = stage_config(GenerationConfig, profile)
+    r = open_run(args.run_dir)
+    run, g, profile, seed, model = r.run, args.generation, r.profile, r.seed, r.model
+    world, cards, gen_cfg = r.world, r.cards, r.gen_cfg
     reward_fn = rewards.load_composite_reward(run, g, cards, None)
     variants = {v: parse_variant(v) for v in (args.variant or ["default"])}
     results = {}
@@ -111,18 +138,16 @@ def main() -> None:
               "base": check["base"], "variants": results, "seconds": round(time.perf_counter() - start, 1),
               "device": f"{dev['cpu']}, {dev['cores']} cores",
               "command": "python " + " ".join(["bench/sft_variants.py"] + sys.argv[1:])}
-    out = Path(__file__).resolve().parent / "results"
-    write_json(out / f"{args.name}.json", result)
-    md = markdown(result)
-    write_text(out / f"{args.name}.md", md)
-    print(md)
+    save(result, args.name, markdown(result))
+
+
+def diff(d: dict, scale: float = 1.0, digits: int = 2) -> str:
+    """A paired difference with its 95 % interval, e.g. '+0.33 [+0.05, +0.63]'."""
+    f = f"{{:+.{digits}f}}"
+    return f"{f.format(scale * d['diff'])} [{f.format(scale * d['ci95'][0])}, {f.format(scale * d['ci95'][1])}]"
 
 
 def markdown(result: dict) -> str:
-    def diff(d, scale=1.0, digits=2):
-        f = f"{{:+.{digits}f}}"
-        return f"{f.format(scale * d['diff'])} [{f.format(scale * d['ci95'][0])}, {f.format(scale * d['ci95'][1])}]"
-
     b = result["base"]
     lines = [f"SFT variants on `{result['run_dir']}` generation {result['generation']} (profile {result['profile']}, "
              f"seed {result['seed']}): {result['prompts']} held-out prompts, the same sampling seed for every policy "
