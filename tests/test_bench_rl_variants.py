@@ -1,4 +1,5 @@
-"""bench/rl_variants.py: where RL starts from, and the committed tables are what their JSON says."""
+"""bench/rl_variants.py and bench/utility_terms.py: where RL starts from, and the committed tables are what their
+JSON says."""
 import importlib.util
 import json
 import sys
@@ -46,3 +47,22 @@ def test_committed_tables_render_from_their_json(name):
     assert sorted(bench.markdown(result).splitlines()) == sorted(committed.splitlines())   # JSON keys are sorted
     for variant in result["variants"].values():
         assert {"hidden_utility", "reward", "following"} <= set(variant["held_out"]["vs_start"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_committed_utility_terms_render_from_their_json_and_add_up(seed):
+    spec = importlib.util.spec_from_file_location("utility_terms", ROOT / "bench" / "utility_terms.py")
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    name = f"utility_terms_seed{seed}"
+    result = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
+    assert sorted(module.markdown(result).splitlines()) == sorted(
+        (ROOT / "bench" / "results" / f"{name}.md").read_text().splitlines())
+    run = json.loads((ROOT / "docs" / "results" / f"cpu-seed{seed}" / "gen_0" / "policy" / "rl" / "metrics.json")
+                     .read_text())
+    for stage in ("start", "rl"):   # the same replies as notebook 05's held-out check
+        assert result["policies"][stage]["utility"] == pytest.approx(run["held_out"][stage]["hidden_utility"])
