@@ -43,14 +43,15 @@ def test_no_rater_fixes_and_no_rewrites_leave_only_the_models_own_replies(tiny_f
     assert origins and not any(o.endswith("+rater-fix") or o == "rater-rewrite" for o in origins)
 
 
-@pytest.mark.slow
-def test_cut_samples_are_charged_and_left_out_of_the_loss(tiny_flywheel, tmp_path):
+
+def test_the_cut_samples_exercise_names_parameters_notebook_05_passes_to_its_config():
+    """Exercise 5 of notebook 05 (what the options do is tested in tests/test_rl.py, without a notebook run)."""
+    from kit.notebooks import parameters_of
+
     text = _exercise_text("05_dpo_rl")
     assert "-p rl_unfinished_penalty 1.0 -p rl_mask_truncated True" in text
-    run = _copy(tiny_flywheel, tmp_path)
-    execute("05_dpo_rl", run, 0, dict(run_dir=str(run.root), generation=0, profile="tiny", seed=0,
-                                      rl_unfinished_penalty=1.0, rl_mask_truncated=True),
-            progress=False, output_name="05_dpo_rl_exercise")
-    training = run.read_metrics(0, "policy", sub="rl")["training"]
-    assert training["unfinished_penalty"] == 1.0 and training["mask_truncated_completions"] is True
-    assert tiny_flywheel.read_metrics(0, "policy", sub="rl")["training"]["mask_truncated_completions"] is False
+    assert {"rl_unfinished_penalty", "rl_mask_truncated", "rl_length_weight", "rl_temperature"} <= set(
+        parameters_of(notebook_path("05_dpo_rl")))
+    source = "".join("".join(c["source"]) for c in json.loads(notebook_path("05_dpo_rl").read_text())["cells"])
+    for name in ("rl_unfinished_penalty", "rl_mask_truncated", "rl_length_weight", "rl_temperature"):
+        assert f"{name}={name}" in source, f"notebook 05 reads {name} but does not pass it to its config"
