@@ -29,14 +29,14 @@ from sft_variants import arguments, diff, open_run, parse_variant, save   # noqa
 
 
 def start_adapter(run, generation: int) -> Path:
-    """Where notebook 05's RL started: the DPO adapter if the run trained one, else the SFT adapter."""
+    """Where notebook 05's RL started (kit.launch.rl_start), or a KitError naming the generation."""
     from kit.errors import KitError
+    from kit.launch import rl_start
 
-    for key in ("policy.dpo.adapter", "policy.sft.adapter"):
-        path = run.artifact(generation, key, create=False)
-        if (Path(path) / "adapter_config.json").exists():
-            return Path(path)
-    raise KitError(f"{run.gen(generation)}: no DPO or SFT adapter to start RL from (run notebooks 04 and 05 first)")
+    start = rl_start(run, generation)
+    if start is None:
+        raise KitError(f"{run.gen(generation)}: no DPO or SFT adapter to start RL from (run notebooks 04 and 05 first)")
+    return Path(start)
 
 
 def main() -> None:

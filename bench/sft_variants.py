@@ -75,15 +75,17 @@ def open_run(run_dir: str):
     from types import SimpleNamespace
 
     from kit.config import GenerationConfig, WorldConfig, stage_config
+    from kit.launch import settings
     from kit.paths import Run
     from kit.world.world import World
 
     run = Run(run_dir)
-    params = run.manifest().get("parameters", {})
-    profile, seed = params.get("profile", "cpu"), int(params.get("seed", 0))
+    s = settings(run)   # what the run's notebooks ran with, as `python -m kit train` reads it
+    profile, seed = s["profile"], int(s["seed"])
     world = World.from_config(stage_config(WorldConfig, profile), seed)
-    return SimpleNamespace(run=run, params=params, profile=profile, seed=seed, model=params.get("model_name"),
-                           world=world, cards=world.cards, gen_cfg=stage_config(GenerationConfig, profile))
+    return SimpleNamespace(run=run, params=run.manifest().get("parameters", {}), profile=profile, seed=seed,
+                           model=s["model_name"], world=world, cards=world.cards,
+                           gen_cfg=stage_config(GenerationConfig, profile))
 
 
 def save(result: dict, name: str, md: str) -> None:

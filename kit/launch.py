@@ -201,6 +201,13 @@ def train_dpo(run_dir, generation: int, *, out=None, profile: str | None = None,
                    "policy", sub="dpo")
 
 
+def rl_start(run: Run, generation: int) -> Path | None:
+    """Where notebook 05's RL starts: the DPO adapter if the generation trained one, else the SFT adapter (None:
+    neither)."""
+    return next((p for p in (run.artifact(generation, "policy.dpo.adapter", create=False),
+                             run.artifact(generation, "policy.sft.adapter", create=False)) if _adapter(Path(p))), None)
+
+
 def train_rl(run_dir, generation: int, *, out=None, profile: str | None = None, seed: int | None = None,
              model_name: str | None = None) -> dict:
     """Notebook 05's online RL (cfg.rl_algorithm: grpo or online_dpo) on its prompts (kit.rl.prompts) with its
@@ -215,8 +222,7 @@ def train_rl(run_dir, generation: int, *, out=None, profile: str | None = None, 
     if cfg.rl_algorithm == "none" or cfg.rl_steps <= 0:
         raise KitError(f"train rl: {run.root} records rl_algorithm={cfg.rl_algorithm!r}, rl_steps={cfg.rl_steps} "
                        f"(notebook 05 trains no RL)")
-    start = next((p for p in (run.artifact(generation, "policy.dpo.adapter", create=False),
-                              run.artifact(generation, "policy.sft.adapter", create=False)) if _adapter(p)), None)
+    start = rl_start(run, generation)
     if start is None:
         raise KitError(f"train rl: {run.gen(generation)}: no DPO or SFT adapter to start from (run notebooks 04 "
                        f"and 05, or `python -m kit train sft` first)")

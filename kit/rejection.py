@@ -125,7 +125,7 @@ def target_words(max_new_tokens: int) -> int:
 
 def target_budget(cfg) -> int:
     """An SFT target's word budget for a PolicyConfig: `sft_target_words` where set, else target_words."""
-    return int(getattr(cfg, "sft_target_words", 0) or target_words(cfg.max_new_tokens))
+    return int(cfg.sft_target_words or target_words(cfg.max_new_tokens))
 
 
 def sft_records(items: list[dict], table, cards: dict | None = None, max_words: int | None = None) -> list[dict]:

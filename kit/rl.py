@@ -100,7 +100,7 @@ def rl_reward(run, generation: int, cards: dict, rs_table, cfg, signal_weights: 
 
     fn = verifiable_reward_fn(cards, load_composite_reward(run, generation, cards, signal_weights),
                               follow_weight=cfg.rl_follow_weight, reward_sd=float(rs_table["reward"].std()))
-    if getattr(cfg, "rl_length_weight", 0.0) > 0:
+    if cfg.rl_length_weight > 0:
         fn = length_controlled(fn, cfg.rl_length_weight, cfg.rl_length_tolerance)
     return fn
 
