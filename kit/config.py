@@ -326,8 +326,9 @@ class PolicyConfig(_StageConfig):
     rl_length_weight: float = 0.0       # length control: minus weight * |log(words / start's words)| beyond the
     rl_length_tolerance: float = 0.15   # tolerance (0.15: +/-15 % free); the start's words are the mean of its
                                         # first RL samples (kit.rl.length_controlled); 0 turns the control off
-    rl_unfinished_penalty: float = 0.0  # GRPO: reward minus this for a sample the token limit cut before it ended
-    rl_mask_truncated: bool = False     # GRPO: such samples count in their group's baseline, not in the loss (DAPO)
+    rl_unfinished_penalty: float = 0.0  # reward minus this for a sample the token limit cut before it ended
+    rl_mask_truncated: bool = False     # GRPO: such samples count in their group's baseline, not in the loss (DAPO);
+                                        # online DPO: such a sample is never the chosen reply
     rl_near_policy: bool = True         # RL prompts where the reward is low or varies most between samples
     policy_eval_prompts: int = 48       # held-out prompts for the before/after checks of 04 and 05 (equal to 06's
                                         # eval_prompts, the three share one set and each policy's replies)

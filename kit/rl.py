@@ -248,16 +248,23 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
         convs = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in pick]
         k = cfg.rl_num_generations
         model.eval()
+        cut: list[bool] = []
         replies = generate_replies(model, tok, [c for c in convs for _ in range(k)], max_new_tokens=cfg.max_new_tokens,
                                    temperature=cfg.rl_temperature, top_p=1.0, batch_size=cfg.gen_batch_size,
-                                   seed=seed * 100003 + step, progress=False)
-        rewards = np.asarray(reward_fn([it for it in pick for _ in range(k)], replies), dtype=float).reshape(-1, k)
+                                   seed=seed * 100003 + step, progress=False, cut=cut)
+        rewards = np.asarray(reward_fn([it for it in pick for _ in range(k)], replies), dtype=float)
+        rewards = (rewards - cfg.rl_unfinished_penalty * np.asarray(cut, dtype=float)).reshape(-1, k)
+        cut_rows = np.asarray(cut, dtype=bool).reshape(-1, k)
         curves["reward"].append(float(rewards.mean()))
         curves["reward_std"].append(float(rewards.std(axis=1).mean()))
         curves["length"].append(float(np.mean([len(tok(r)["input_ids"]) for r in replies])))
         pairs = []
         for j, it in enumerate(pick):
-            hi, lo = int(rewards[j].argmax()), int(rewards[j].argmin())
+            # rl_mask_truncated: a sample the limit cut is never the chosen reply (it may still be the rejected one)
+            best = np.where(cut_rows[j], -np.inf, rewards[j]) if cfg.rl_mask_truncated else rewards[j]
+            if not np.isfinite(best).any():
+                continue
+            hi, lo = int(best.argmax()), int(rewards[j].argmin())
             if rewards[j, hi] > rewards[j, lo] and replies[j * k + hi] != replies[j * k + lo]:
                 pairs.append({"prompt": convs[j], "chosen": [{"role": "assistant", "content": replies[j * k + hi]}],
                               "rejected": [{"role": "assistant", "content": replies[j * k + lo]}]})
@@ -289,7 +296,8 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
                                   "backend": backend.name, "seed": seed})
     return {"algorithm": "online_dpo", "steps": cfg.rl_steps, "beta": cfg.rl_beta, "curves": curves,
             "reference": "adapter 'ref' (frozen copy of the start adapter)", "seconds": seconds,
-            "backend": backend.name, "loss": curves["loss"], **_length_reference(reward_fn)}
+            "backend": backend.name, "loss": curves["loss"], "mask_truncated_completions": cfg.rl_mask_truncated,
+            "unfinished_penalty": cfg.rl_unfinished_penalty, **_length_reference(reward_fn)}
 
 
 __all__ = ["near_policy_prompts", "prompts", "rl_reward", "length_controlled", "reward_function", "unfinished",

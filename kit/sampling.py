@@ -26,8 +26,10 @@ def chat_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:
 def generate_replies(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int = 80,
                      temperature: float = 0.8, top_p: float = 0.95, batch_size: int = 32, seed: int = 0,
                      desc: str = "generating", progress: bool = True, stats: GenerationStats | None = None,
-                     max_prompt_tokens: int = 1024) -> list[str]:
+                     max_prompt_tokens: int = 1024, cut: list | None = None) -> list[str]:
     """One reply per conversation (a list of {role, content} messages, system first if any).
+
+    `cut`, a list, receives one bool per reply in input order: whether the token limit stopped it before it ended.
 
     Prompts are sorted by length so batches pad little, then replies are put back in the input order.
     Sampling is seeded per batch, so the same seed and inputs give the same replies.
@@ -44,6 +46,8 @@ def generate_replies(model, tokenizer, conversations: list[list[dict]], *, max_n
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"][-max_prompt_tokens:] for t in texts]
     order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), i))
     replies: list[str] = [""] * len(encoded)
+    stopped = [False] * len(encoded)
+    ends = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
     tokenizer.padding_side = "left"
     stats = stats if stats is not None else GenerationStats()
     start = time.perf_counter()
@@ -62,10 +66,13 @@ def generate_replies(model, tokenizer, conversations: list[list[dict]], *, max_n
             tokens = new[row]
             stats.new_tokens += int((tokens != tokenizer.pad_token_id).sum())
             replies[i] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            stopped[i] = len(tokens) >= max_new_tokens and not any(int(t) in ends for t in tokens.tolist())
         bar.update(len(idx))
     bar.close()
     stats.replies += len(encoded)
     stats.seconds += time.perf_counter() - start
+    if cut is not None:
+        cut[:] = stopped
     return replies
 
 

@@ -36,6 +36,21 @@ def test_generates_offline(base_policy):
     assert isinstance(reply[0], str) and reply[0].strip()
 
 
+def test_generation_says_which_replies_the_token_limit_cut(base_policy):
+    """`cut` marks, in input order, a reply the limit stopped before an end token: 3 tokens cut every reply, 40 cut a
+    long story but not a sum the model answers in one sentence."""
+    from kit.sampling import generate_replies
+
+    convs = [[{"role": "user", "content": "Tell me a long story about a dragon, with every detail."}],
+             [{"role": "user", "content": "What is 2+2?"}]]
+    short, long_ = [], []
+    generate_replies(base_policy.model, base_policy.tokenizer, convs, max_new_tokens=3, temperature=0, cut=short,
+                     progress=False)
+    replies = generate_replies(base_policy.model, base_policy.tokenizer, convs, max_new_tokens=40, temperature=0,
+                               cut=long_, progress=False)
+    assert short == [True, True] and long_ == [True, False] and "4" in replies[1]
+
+
 def test_backend_is_cpu_here_and_says_so(capsys):
     backend = models.choose_backend.__wrapped__()
     assert backend.name == ("transformers-cpu" if not cuda_available() else backend.name)

@@ -203,3 +203,47 @@ def test_grpo_masks_and_charges_samples_the_limit_cut_when_asked(world, monkeypa
     assert seen["args"].mask_truncated_completions is False
     assert seen["reward"](prompts=[""], completions=["x"], character_id=["aria"], user_name=[""], history=[[]],
                           completion_ids=[[5, 6, 8]]) == [1.0]
+
+
+@pytest.mark.parametrize("options, chosen, rejected", [
+    ({}, "a long reply the limit cut", "short"),
+    ({"rl_mask_truncated": True}, "a finished middle reply", "short"),
+    ({"rl_unfinished_penalty": 2.5}, "a finished middle reply", "a long reply the limit cut"),
+])
+def test_online_dpo_charges_and_masks_samples_the_limit_cut(options, chosen, rejected, world, monkeypatch, tmp_path):
+    """The same two options as GRPO's: the penalty comes off a cut sample's reward before ranking, and with the mask
+    a cut sample is never the chosen reply of a pair."""
+    import trl
+
+    from kit import models, sampling
+
+    seen = []
+
+    class Trainer:
+        def __init__(self, model, args, train_dataset, **kwargs):
+            self.model = model
+            self.state = SimpleNamespace(log_history=[])
+            seen.extend(train_dataset)
+
+        def train(self):
+            pass
+
+    replies = ["a long reply the limit cut", "short", "a finished middle reply"]
+
+    def generate(model, tok, convs, *, cut=None, **kwargs):
+        cut[:] = [True, False, False]
+        return list(replies)
+
+    model = SimpleNamespace(peft_config={"default": None}, named_parameters=lambda: [], eval=lambda: None)
+    monkeypatch.setattr(rl, "_start", lambda *a, **k: (model, models.load_tokenizer()))
+    monkeypatch.setattr(sampling, "generate_replies", generate)
+    monkeypatch.setattr(trl, "DPOTrainer", Trainer)
+    monkeypatch.setattr(rl, "save_adapter", lambda model, out, meta: meta)
+    cfg = stage_config(PolicyConfig, "tiny", rl_algorithm="online_dpo", rl_steps=1, rl_prompts_per_step=1,
+                       rl_num_generations=3, **options)
+    reward = {"a long reply the limit cut": 3.0, "short": 1.0, "a finished middle reply": 2.0}
+    log = rl.train("smollm2-135m-instruct", "/nonexistent/adapter", ITEMS[:1], world.cards,
+                   lambda items, rs: [reward[r] for r in rs], tmp_path / "rl", cfg, 0)
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in seen] == [(chosen, rejected)]
+    assert log["mask_truncated_completions"] is cfg.rl_mask_truncated
+    assert log["unfinished_penalty"] == cfg.rl_unfinished_penalty
