@@ -1,10 +1,11 @@
 """Which terms of the hidden utility each stage moved: the base model, SFT, the policy RL started from and RL, on the
-held-out prompts of one generation of a finished run.
+held-out prompts of one generation of a finished run; and which of the cards' rules each stage's replies keep.
 
 The replies are the ones notebooks 04 and 05 generated for their held-out checks (read back from the run's reply
 cache; nothing is written to the run). Each term of the world's utility for the average user (kit.world.users:
 length, emoji, instructions, empty replies, ...) is averaged over the replies, so a learner can see where a change
-of the total comes from. A measurement only: no trainer reads it. Results go to bench/results/<name>.{json,md}.
+of the total comes from; per instruction type, the share of held-out replies whose card has that rule and keep it.
+A measurement only: no trainer reads it. Results go to bench/results/<name>.{json,md}.
 
     python bench/utility_terms.py --run-dir runs/cpu-seed1 --generation 0 --name utility_terms_seed1
 """
@@ -62,10 +63,23 @@ def main() -> None:
         rows[name] = {"words": float(np.mean([len(words(x)) for x in reps])),
                       "under_2_words": int(sum(len(words(x)) < 2 for x in reps)),
                       "utility": float(np.sum([np.mean(v) for v in terms.values()])),
-                      "terms": {k: float(np.mean(v)) for k, v in terms.items() if k != "base"}}
+                      "terms": {k: float(np.mean(v)) for k, v in terms.items() if k != "base"},
+                      "rules": rules_kept(r.cards, held, reps)}
     result = {"run_dir": args.run_dir, "generation": g, "profile": r.profile, "seed": r.seed, "prompts": len(held),
               "policies": rows, "command": "python " + " ".join(["bench/utility_terms.py"] + sys.argv[1:])}
     save(result, args.name, markdown(result))
+
+
+def rules_kept(cards: dict, items: list[dict], replies: list[str]) -> dict:
+    """Per instruction type: how many held-out replies answer a card with that rule, and the share that keep it."""
+    from collections import Counter
+
+    held, broken = Counter(), Counter()
+    for it, reply in zip(items, replies):
+        card = cards[it["character_id"]]
+        held.update(inst["type"] for inst in card.instructions)
+        broken.update(card.violations(reply, it.get("user_name")))
+    return {t: {"replies": n, "kept": 1 - broken[t] / n} for t, n in sorted(held.items())}
 
 
 def markdown(result: dict) -> str:
@@ -82,6 +96,13 @@ def markdown(result: dict) -> str:
     for t in terms:
         lines.append(f"| {t} | " + " | ".join(f"{r['terms'][t]:+.3f}" for r in rows.values()) + " |")
     lines.append("| **hidden utility** | " + " | ".join(f"**{r['utility']:+.3f}**" for r in rows.values()) + " |")
+    rules = next(iter(rows.values())).get("rules")
+    if rules:
+        lines += ["", "Share of the replies that keep each rule of their card (replies whose card has it):", "",
+                  "| rule (replies) | " + " | ".join(rows) + " |", "| --- |" + " ---: |" * len(rows)]
+        for t, r0 in rules.items():
+            lines.append(f"| {t} ({r0['replies']}) | " + " | ".join(f"{r['rules'][t]['kept']:.0%}"
+                                                                   for r in rows.values()) + " |")
     return "\n".join(lines) + "\n"
 
 
