@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from .errors import KitError, ParameterError
+from .sampling import unfinished
 from .seeding import rng, sample_in_order
 from .training import base_args, history, losses, save_adapter
 
@@ -139,12 +140,6 @@ def reward_function(reward_fn, *, unfinished_penalty: float = 0.0, end_ids=(), m
         return rewards
 
     return rm_reward
-
-
-def unfinished(ids, end_ids: set, max_tokens: int | None) -> bool:
-    """Whether a completion's token ids stop at the length limit without an end token."""
-    ids = list(ids)
-    return bool(ids) and (max_tokens is None or len(ids) >= max_tokens) and int(ids[-1]) not in end_ids
 
 
 def end_token_ids(model, tok) -> set:

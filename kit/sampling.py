@@ -23,6 +23,12 @@ def chat_prompts(tokenizer, conversations: list[list[dict]]) -> list[str]:
     return [tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=False) for conv in conversations]
 
 
+def unfinished(ids, end_ids: set, max_tokens: int | None) -> bool:
+    """Whether a completion's token ids stop at the length limit without an end token."""
+    ids = list(ids)
+    return bool(ids) and (max_tokens is None or len(ids) >= max_tokens) and int(ids[-1]) not in end_ids
+
+
 def generate_replies(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int = 80,
                      temperature: float = 0.8, top_p: float = 0.95, batch_size: int = 32, seed: int = 0,
                      desc: str = "generating", progress: bool = True, stats: GenerationStats | None = None,
@@ -66,7 +72,7 @@ def generate_replies(model, tokenizer, conversations: list[list[dict]], *, max_n
             tokens = new[row]
             stats.new_tokens += int((tokens != tokenizer.pad_token_id).sum())
             replies[i] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
-            stopped[i] = len(tokens) >= max_new_tokens and not any(int(t) in ends for t in tokens.tolist())
+            stopped[i] = unfinished(tokens.tolist(), ends, max_new_tokens)
         bar.update(len(idx))
     bar.close()
     stats.replies += len(encoded)
