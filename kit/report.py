@@ -197,6 +197,16 @@ def _figures(summary: dict, folder: Path) -> list[str]:
     return names
 
 
+def _commit_said(commit: str | None) -> str:
+    """The run's commit as the report gives it: 12 characters, and whether the checkout had uncommitted changes
+    (kit.paths.git_commit's "-dirty"), which the commit alone does not reproduce."""
+    if not commit:
+        return "`unknown`"
+    sha, dirty = commit.removesuffix("-dirty"), commit.endswith("-dirty")
+    said = " with uncommitted changes (the settings are in each stage's `metrics.json`)" if dirty else ""
+    return f"`{sha[:12]}`{said}"
+
+
 def report_markdown(summary: dict, figures: list[str]) -> str:
     p = summary["parameters"]
     gens = summary["generations"]
@@ -204,7 +214,7 @@ def report_markdown(summary: dict, figures: list[str]) -> str:
     lines = [f"# Flywheel report: `{Path(summary['run_dir']).name}`", "",
              f"Profile `{p.get('profile')}`, seed {p.get('seed')}, model `{p.get('model_name')}`, scenario "
              f"`{p.get('scenario', 'none')}`, {len(gens)} generation(s), {summary['minutes']} min of notebooks. "
-             f"Commit `{(summary['git_commit'] or 'unknown')[:12]}`. Every figure below is read from this run's "
+             f"Commit {_commit_said(summary['git_commit'])}. Every figure below is read from this run's "
              f"`manifest.json` and `gen_<g>/<stage>/metrics.json`.", ""]
     lines += [f"![trajectory]({figures[0]})", "", f"![gate and utility]({figures[1]})", ""]
     lines += ["## Reward models", "", "| gen | train pairs | consensus (95 %) | single rater | label ceiling | "
@@ -349,7 +359,8 @@ def with_results(text: str, table: str, links: list[str], where: str = "the text
 
 def publish(run_dir, dest) -> list[Path]:
     """Copy a run's metrics.json files, manifest.json and report (no weights, no datasets) to `dest` in the run
-    directory's own layout, so its figures can be checked against the files."""
+    directory's own layout, so its figures can be checked against the files. Such files an earlier publish left in
+    `dest` that this run has not are removed: the folder holds one run."""
     run = Run(run_dir)
     dest = Path(dest)
     copied = []
@@ -359,6 +370,13 @@ def publish(run_dir, dest) -> list[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         copied.append(target)
+    # what an earlier run published here and this one did not write (a cumulative test at another generation)
+    for stale in [*dest.glob("gen_*/**/metrics.json"), *dest.glob("report*")]:
+        if stale not in copied:
+            stale.unlink()
+    for folder in sorted(dest.glob("gen_*/**/"), key=lambda f: len(f.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
     return copied
 
 
@@ -475,9 +493,29 @@ def _sft_settings_differ(run: Run, base_run: Run, g: int) -> list[str]:
     return [f"{k}={a.get(k)!r} (baseline: {b.get(k)!r})" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
 
 
-def _sft_unlike_defaults(run: Run, g: int, profile) -> list[str]:
-    """The SFT settings `run` recorded at generation g that the profile's defaults no longer have, and the
-    defaults it did not record (it predates them), each as 'key value (now: value)'."""
+def _rl_recorded(run: Run, g: int) -> dict | None:
+    """The `rl_*` settings notebook 05 recorded at generation g (None: no RL recorded)."""
+    if not run.has_metrics(g, "policy", "rl"):
+        return None
+    return {k: v for k, v in (run.read_metrics(g, "policy", "rl").get("config") or {}).items() if k.startswith("rl_")}
+
+
+def _rl_settings_differ(run: Run, base_run: Run, g: int, scenario: str) -> list[str]:
+    """The RL settings in which `run` differs from `base_run` at generation g, leaving out those its scenario sets
+    (`rl_steps_scale` sets `rl_steps`), as 'key=value (baseline: value)'; as `_sft_settings_differ`."""
+    from .flywheel import scenario_parameters
+
+    own = {k.removesuffix("_scale") for k in scenario_parameters(scenario, "05_dpo_rl")}
+    a, b = _rl_recorded(run, g), _rl_recorded(base_run, g)
+    if a is None or b is None:
+        return []
+    return [f"{k}={a[k]!r} (baseline: {b[k]!r})" for k in sorted(set(a) & set(b) - own) if a[k] != b[k]]
+
+
+def _policy_unlike_defaults(run: Run, g: int, profile) -> list[str]:
+    """The SFT and RL settings `run` recorded at generation g that the profile's defaults no longer have, each as
+    'key value (now: value)': every `sft_*` default, one it did not record included (it predates it), and the
+    `rl_*` settings notebook 05 recorded (a run that recorded no SFT: none)."""
     import dataclasses
 
     from .config import PROFILES, PolicyConfig, stage_config
@@ -486,8 +524,11 @@ def _sft_unlike_defaults(run: Run, g: int, profile) -> list[str]:
     if profile not in PROFILES or recorded is None:
         return []
     now = dataclasses.asdict(stage_config(PolicyConfig, profile))
-    return [f"{k} {recorded[k]!r} (now: {now[k]!r})" if k in recorded else f"{k} not recorded (now: {now[k]!r})"
-            for k in sorted(now) if k.startswith("sft_") and recorded.get(k, None) != now[k]]
+    out = [f"{k} {recorded[k]!r} (now: {now[k]!r})" if k in recorded else f"{k} not recorded (now: {now[k]!r})"
+           for k in sorted(now) if k.startswith("sft_") and recorded.get(k, None) != now[k]]
+    rl = _rl_recorded(run, g) or {}
+    out += [f"{k} {v!r} (now: {now[k]!r})" for k, v in sorted(rl.items()) if k in now and v != now[k]]
+    return out
 
 
 def lessons_markdown(lesson_dirs: list, baseline_dir, generation: int = 0, links: list[str] | None = None) -> str:
@@ -504,9 +545,9 @@ def lessons_markdown(lesson_dirs: list, baseline_dir, generation: int = 0, links
              f"`{bp.get('profile')}`, seed {bp.get('seed')}, no scenario). Every figure is read from the runs' "
              "`metrics.json` files by `python -m kit report ... --lessons`; what a lesson is designed to show is "
              "not guaranteed at a small scale, and \"shown\" applies the rule stated under each table.", ""]
-    stale = _sft_unlike_defaults(base_run, generation, bp.get("profile"))
+    stale = _policy_unlike_defaults(base_run, generation, bp.get("profile"))
     if stale:
-        lines += [f"These runs' SFT settings are not the `{bp.get('profile')}` profile's defaults now: "
+        lines += [f"These runs' SFT and RL settings are not the `{bp.get('profile')}` profile's defaults now: "
                   f"{'; '.join(stale)}. `bash scripts/lessons.sh` and a baseline run at the defaults show the "
                   "lessons as the kit runs them now.", ""]
     for k, d in enumerate(lesson_dirs):
@@ -523,6 +564,10 @@ def lessons_markdown(lesson_dirs: list, baseline_dir, generation: int = 0, links
         if differ:
             raise KitError(f"{run.root}: SFT ran with {', '.join(differ)} unlike the baseline (no scenario changes "
                            "SFT); compare runs of the same defaults")
+        differ = _rl_settings_differ(run, base_run, generation, scenario)
+        if differ:
+            raise KitError(f"{run.root}: RL ran with {', '.join(differ)} unlike the baseline, which the {scenario!r} "
+                           "scenario does not set; compare runs of the same defaults")
         f = lesson_findings(scenario, _lesson_summary(run, generation), base)
         lines += [f"## `{scenario}`: {f['designed_to_show']}", "",
                   f"**{'Shown' if f['shown'] else 'Not shown'}** at this profile and seed"

@@ -46,6 +46,8 @@ def generate_replies(model, tokenizer, conversations: list[list[dict]], *, max_n
     from tqdm.auto import tqdm
 
     if not conversations:
+        if cut is not None:
+            cut[:] = []
         return []
     texts = chat_prompts(tokenizer, conversations)
     # The template already holds every special token it needs; a tokenizer BOS on top would double it.

@@ -49,6 +49,11 @@ def test_generation_says_which_replies_the_token_limit_cut(base_policy):
     replies = generate_replies(base_policy.model, base_policy.tokenizer, convs, max_new_tokens=40, temperature=0,
                                cut=long_, progress=False)
     assert short == [True, True] and long_ == [True, False] and "4" in replies[1]
+    one_by_one, none = [], [True]
+    generate_replies(base_policy.model, base_policy.tokenizer, convs, max_new_tokens=40, temperature=0,
+                     cut=one_by_one, batch_size=1, progress=False)
+    assert one_by_one == [True, False]                     # flags in input order across batches too
+    assert generate_replies(base_policy.model, base_policy.tokenizer, [], cut=none) == [] and none == []
 
 
 def test_backend_is_cpu_here_and_says_so(capsys):

@@ -30,6 +30,28 @@ def test_report_is_written_from_the_runs_metrics(tiny_flywheel, tmp_path):
     assert not list((tmp_path / "pub").rglob("*.safetensors")), "no weights"
 
 
+def test_report_says_when_the_run_had_uncommitted_changes():
+    sha = "86fd20859046a417debe9e88c6f10eaacd9d7982"
+    assert report._commit_said(sha) == "`86fd20859046`"
+    assert report._commit_said(sha + "-dirty").startswith("`86fd20859046` with uncommitted changes")
+    assert report._commit_said(None) == "`unknown`"
+
+
+def test_publishing_over_an_earlier_run_leaves_none_of_its_files(tmp_path):
+    from pathlib import Path
+
+    run = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu-seed1"
+    stale = tmp_path / "pub" / "gen_2" / "ab" / "cumulative" / "metrics.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    (tmp_path / "pub" / "notes.txt").write_text("mine")
+    copied = report.publish(run, tmp_path / "pub")
+    assert not stale.exists() and not stale.parent.exists(), "the earlier run's file and its empty folder are gone"
+    assert (tmp_path / "pub" / "notes.txt").exists(), "only what publish writes is removed"
+    assert sorted(p.relative_to(tmp_path / "pub") for p in copied) == sorted(
+        p.relative_to(tmp_path / "pub") for p in (tmp_path / "pub").rglob("*") if p.is_file() and p.name != "notes.txt")
+
+
 def test_report_needs_a_flywheel_run(tmp_path):
     with pytest.raises(KitError, match="no manifest.json"):
         report.write_report(tmp_path)
@@ -99,11 +121,34 @@ def test_lessons_page_sets_each_lesson_beside_the_baseline_and_applies_its_rule(
     metrics["config"]["sft_max_steps"] = 7
     metrics["config"].pop("sft_open_ends", None)
     sft.write_text(json.dumps(metrics))
-    stale = report._sft_unlike_defaults(report.Run(lessons[0]), 0, "cpu")
+    rl = lessons[0] / "gen_0" / "policy" / "rl" / "metrics.json"
+    rl_metrics = json.loads(rl.read_text())
+    rl_metrics["config"]["rl_follow_weight"] = 0.5
+    rl_metrics["config"]["rl_temperature"] = 0.5
+    rl_metrics["config"].pop("rl_beta")                   # a setting notebook 05 did not record is not compared
+    rl.write_text(json.dumps(rl_metrics))
+    stale = report._policy_unlike_defaults(report.Run(lessons[0]), 0, "cpu")
     from kit.config import PROFILES
 
     assert f"sft_max_steps 7 (now: {PROFILES['cpu']['sft_max_steps']})" in stale and "sft_open_ends not recorded (now: True)" in stale
-    assert report._sft_unlike_defaults(report.Run(tmp_path / "no-run"), 0, "cpu") == []
+    assert f"rl_follow_weight 0.5 (now: {PROFILES['cpu']['rl_follow_weight']})" in stale
+    assert not any(s.startswith("rl_beta") for s in stale)
+    assert report._policy_unlike_defaults(report.Run(tmp_path / "no-run"), 0, "cpu") == []
+    # nor is one whose RL ran otherwise, unless its scenario is what set it (overfit: rl_beta, rl_steps by its scale)
+    def rl_set(lesson, **values):
+        rl = lesson / "gen_0" / "policy" / "rl" / "metrics.json"
+        rl_metrics = json.loads(rl.read_text())
+        rl_metrics["config"].update(values)
+        rl.write_text(json.dumps(rl_metrics))
+        return lesson
+
+    overfit = rl_set(_as_lesson(base, tmp_path / "again-overfit", "overfit"), rl_beta=0.0, rl_steps=36)
+    assert "## `overfit`" in report.lessons_markdown([overfit], base)
+    off_policy = rl_set(_as_lesson(base, tmp_path / "again-off_policy", "off_policy"), rl_near_policy=False)
+    assert "## `off_policy`" in report.lessons_markdown([off_policy], base)
+    rl_set(off_policy, rl_temperature=0.5)
+    with pytest.raises(KitError, match=r"RL ran with rl_temperature=0.5 \(baseline: 1.0\)"):
+        report.lessons_markdown([off_policy], base)
 
 
 def test_overfit_lesson_rule_needs_the_win_rate_past_the_window_depth_down_and_the_gate_closed():
