@@ -54,7 +54,7 @@ def scenario_parameters(scenario: str, name: str) -> dict:
     return dict(SCENARIOS[scenario].get(name, {}))
 
 
-MAX_GENERATIONS = 100   # more is a typo, not a plan: a cpu generation takes 15-19 minutes
+MAX_GENERATIONS = 100   # more is a typo, not a plan: a cpu generation takes 14-17 minutes
 
 
 def check_arguments(run_dir, *, profile, generations, seed, model_name, scenario, parameters=None) -> str:
