@@ -68,6 +68,24 @@ PROFILES: dict[str, dict] = {
 }
 
 
+# The flywheel's lessons: per scenario, the notebook parameters it sets (kit.flywheel runs them; kit.report says
+# what each showed).
+SCENARIOS: dict[str, dict[str, dict]] = {
+    "none": {},
+    "overfit": {"02_curation": {"length_filter": False, "emoji_filter": False},
+                "05_dpo_rl": {"rl_beta": 0.0, "rl_loss_type": "dapo", "rl_steps_scale": 3.0, "rl_lr_scale": 5.0}},
+    "emoji": {"02_curation": {"emoji_filter": False, "rater_emoji_bias": 1.2}},
+    "single_rater": {"02_curation": {"n_raters": 1}},
+    "off_policy": {"05_dpo_rl": {"rl_near_policy": False}},
+}
+
+
+def scenario_parameters(scenario: str, name: str) -> dict:
+    if scenario not in SCENARIOS:
+        raise ParameterError("scenario", f"one of {', '.join(SCENARIOS)}", scenario)
+    return dict(SCENARIOS[scenario].get(name, {}))
+
+
 def resolve_profile(profile: str) -> str:
     """'auto' means gpu on a CUDA machine and cpu otherwise."""
     if profile == "auto":
@@ -390,6 +408,6 @@ def as_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-__all__ = ["PROFILES", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "RANGES", "CHOICES", "Range", "check_fields",
+__all__ = ["PROFILES", "SCENARIOS", "scenario_parameters", "DEFAULT_MODEL", "DEFAULT_EMBEDDER", "RANGES", "CHOICES", "Range", "check_fields",
            "resolve_profile", "stage_config", "GenerationConfig", "WorldConfig", "CurationConfig",
            "RewardModelConfig", "PolicyConfig", "EvalConfig", "ABConfig", "scaled", "as_dict", "field"]

@@ -33,26 +33,10 @@ import os
 import time
 from pathlib import Path
 
-from .config import DEFAULT_MODEL, resolve_profile
+from .config import DEFAULT_MODEL, SCENARIOS, resolve_profile, scenario_parameters
 from .errors import ParameterError
 from .notebooks import FINAL_NOTEBOOKS, SETUP_NOTEBOOKS, STAGE_NOTEBOOKS, execute, notebook_path, parameters_of
 from .paths import Run
-
-SCENARIOS: dict[str, dict[str, dict]] = {
-    "none": {},
-    "overfit": {"02_curation": {"length_filter": False, "emoji_filter": False},
-                "05_dpo_rl": {"rl_beta": 0.0, "rl_loss_type": "dapo", "rl_steps_scale": 3.0, "rl_lr_scale": 5.0}},
-    "emoji": {"02_curation": {"emoji_filter": False, "rater_emoji_bias": 1.2}},
-    "single_rater": {"02_curation": {"n_raters": 1}},
-    "off_policy": {"05_dpo_rl": {"rl_near_policy": False}},
-}
-
-
-def scenario_parameters(scenario: str, name: str) -> dict:
-    if scenario not in SCENARIOS:
-        raise ParameterError("scenario", f"one of {', '.join(SCENARIOS)}", scenario)
-    return dict(SCENARIOS[scenario].get(name, {}))
-
 
 MAX_GENERATIONS = 100   # more is a typo, not a plan: a cpu generation takes 14-17 minutes
 

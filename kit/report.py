@@ -381,7 +381,7 @@ def publish(run_dir, dest) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------- the lessons
-# What each lesson (a scenario of kit.flywheel.SCENARIOS) is designed to show; `python -m kit report ... --lessons
+# What each lesson (a scenario of kit.config.SCENARIOS) is designed to show; `python -m kit report ... --lessons
 # OUT.md --baseline RUN` says, per lesson, whether its run showed it against a run without it (lesson_findings).
 LESSONS: dict[str, str] = {
     "overfit": "the reward-model win rate past 65 % while A/B depth falls; the gate blocks",
@@ -503,7 +503,7 @@ def _rl_recorded(run: Run, g: int) -> dict | None:
 def _rl_settings_differ(run: Run, base_run: Run, g: int, scenario: str) -> list[str]:
     """The RL settings in which `run` differs from `base_run` at generation g, leaving out those its scenario sets
     (`rl_steps_scale` sets `rl_steps`), as 'key=value (baseline: value)'; as `_sft_settings_differ`."""
-    from .flywheel import scenario_parameters
+    from .config import scenario_parameters
 
     own = {k.removesuffix("_scale") for k in scenario_parameters(scenario, "05_dpo_rl")}
     a, b = _rl_recorded(run, g), _rl_recorded(base_run, g)

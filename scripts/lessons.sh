@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The flywheel's lessons at a profile: one generation of each scenario (kit/flywheel.py, SCENARIOS) into
+# The flywheel's lessons at a profile: one generation of each scenario (kit/config.py, SCENARIOS) into
 # runs/lesson-<scenario>/, one after another (never two at once on two cores), each ending with its report.md.
 # Compare each with the same profile and seed without a scenario (docs/results/cpu-seed0, generation 0):
 #   python -m kit report runs/lesson-* --lessons docs/results/lessons.md --baseline runs/cpu-seed0
