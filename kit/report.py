@@ -476,11 +476,18 @@ def _lesson_summary(run: Run, g: int) -> dict:
     return s
 
 
+def _recorded(run: Run, g: int, stage: str, prefix: str) -> dict | None:
+    """The `<prefix>*` settings the policy stage `stage` (sft: notebook 04, rl: notebook 05) recorded at generation
+    g (None: that stage recorded nothing)."""
+    if not run.has_metrics(g, "policy", stage):
+        return None
+    return {k: v for k, v in (run.read_metrics(g, "policy", stage).get("config") or {}).items()
+            if k.startswith(prefix)}
+
+
 def _sft_recorded(run: Run, g: int) -> dict | None:
     """The `sft_*` settings notebook 04 recorded at generation g (None: no SFT recorded)."""
-    if not run.has_metrics(g, "policy", "sft"):
-        return None
-    return {k: v for k, v in (run.read_metrics(g, "policy", "sft").get("config") or {}).items() if k.startswith("sft_")}
+    return _recorded(run, g, "sft", "sft_")
 
 
 def _sft_settings_differ(run: Run, base_run: Run, g: int) -> list[str]:
@@ -495,9 +502,7 @@ def _sft_settings_differ(run: Run, base_run: Run, g: int) -> list[str]:
 
 def _rl_recorded(run: Run, g: int) -> dict | None:
     """The `rl_*` settings notebook 05 recorded at generation g (None: no RL recorded)."""
-    if not run.has_metrics(g, "policy", "rl"):
-        return None
-    return {k: v for k, v in (run.read_metrics(g, "policy", "rl").get("config") or {}).items() if k.startswith("rl_")}
+    return _recorded(run, g, "rl", "rl_")
 
 
 def _rl_settings_differ(run: Run, base_run: Run, g: int, scenario: str) -> list[str]:

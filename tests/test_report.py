@@ -124,7 +124,6 @@ def test_lessons_page_sets_each_lesson_beside_the_baseline_and_applies_its_rule(
     rl = lessons[0] / "gen_0" / "policy" / "rl" / "metrics.json"
     rl_metrics = json.loads(rl.read_text())
     rl_metrics["config"]["rl_follow_weight"] = 0.5
-    rl_metrics["config"]["rl_temperature"] = 0.5
     rl_metrics["config"].pop("rl_beta")                   # a setting notebook 05 did not record is not compared
     rl.write_text(json.dumps(rl_metrics))
     stale = report._policy_unlike_defaults(report.Run(lessons[0]), 0, "cpu")
