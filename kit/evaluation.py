@@ -71,6 +71,32 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int, n_boot: int = 2000
             "n": int(len(d))}
 
 
+def steerability_change(cards: dict, items: list[dict], before: list[str], after: list[str], *, seed: int,
+                        n_boot: int = 2000) -> dict:
+    """Instruction following and violation rate of `before` and `after` (two policies' replies to the same
+    `items`), and after - before with a paired 95 % bootstrap interval (prompts resampled, both policies' replies
+    to a prompt kept together). The rates are `steerability_rates`' (following: the share of all checks passed),
+    so the interval is for the rates the gate shows."""
+    def checks(replies):
+        broken = [cards[it["character_id"]].violations(r, it.get("user_name")) for it, r in zip(items, replies)]
+        return np.array([len(b) for b in broken], float), np.array([bool(b) for b in broken], float)
+
+    n_inst = np.array([len(cards[it["character_id"]].instructions) for it in items], float)
+    (broken_a, viol_a), (broken_b, viol_b) = checks(before), checks(after)
+    idx = rng(seed, "steerability-change").integers(0, len(items), size=(n_boot, len(items)))
+    out = {}
+    for name, stat in (("instruction_following_rate",
+                        lambda i, broken: 1 - broken[i].sum(-1) / np.maximum(1, n_inst[i].sum(-1))),
+                       ("violation_rate", lambda i, viol: viol[i].mean(-1))):
+        a, b = (broken_a, broken_b) if name == "instruction_following_rate" else (viol_a, viol_b)
+        every = np.arange(len(items))
+        rate_a, rate_b = float(stat(every, a)), float(stat(every, b))
+        boots = stat(idx, b) - stat(idx, a)
+        out[name] = {"before": rate_a, "after": rate_b, "diff": rate_b - rate_a, "n": len(items),
+                     "ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]}
+    return out
+
+
 def held_out_items(run, generation: int) -> list[dict]:
     """The evaluation prompts every generation's held-out checks draw from: the held-out split of the earliest
     generation curated so far, plus the held-out side of the world tour's traffic (notebook 01, the base model's
@@ -316,7 +342,7 @@ def rate_difference(p1: float, n1: int, p2: float, n2: int) -> tuple[float, floa
     return d, d - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5, d + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5
 
 
-def gate(candidate: dict, deployed: dict, wins: dict, *, max_win_rate: float = 0.65, min_win_rate: float = 0.5,
+def gate(change: dict, wins: dict, *, max_win_rate: float = 0.65, min_win_rate: float = 0.5,
          max_divergence: float = 0.15, following_tolerance: float = 0.02, violation_tolerance: float = 0.03) -> dict:
     """The deployment gate, with the paper's overfit guard, read with the uncertainty of the prompts it has.
 
@@ -330,7 +356,10 @@ def gate(candidate: dict, deployed: dict, wins: dict, *, max_win_rate: float = 0
       better by its own reward);
     * user and internal win rates diverge by more than `max_divergence` and the divergence is significant (its
       95 % Newcombe interval excludes 0: the gain does not generalise);
-    * instruction following falls, or the violation rate rises, beyond the tolerances.
+    * instruction following falls, or the violation rate rises, beyond the tolerances and significantly (the
+      paired 95 % interval of the change, `change` from `steerability_change(..., deployed, candidate)`, is
+      entirely on the worse side of zero). On 32 prompts one reply in 32 moves following by about 2 points, the
+      tolerance: a fall that small is within chance.
 
     A point estimate outside the window that its interval does not confirm is reported as a warning. With many
     prompts the intervals are narrow and the rules are the paper's. Returns {"promote": bool, "reasons": [...]};
@@ -370,18 +399,23 @@ def gate(candidate: dict, deployed: dict, wins: dict, *, max_win_rate: float = 0
         missing = "internal" if internal is None else "user"
         reasons.append(f"not checked: no {missing} prompts among the held-out ones, so the user/internal divergence "
                        f"guard could not run")
-    f_new, f_old = candidate["instruction_following_rate"], deployed["instruction_following_rate"]
-    if f_new < f_old - following_tolerance:
-        ok = False
-        reasons.append(f"BLOCK: instruction following fell {f_old:.1%} -> {f_new:.1%}")
-    else:
-        reasons.append(f"pass: instruction following {f_old:.1%} -> {f_new:.1%}")
-    v_new, v_old = candidate["violation_rate"], deployed["violation_rate"]
-    if v_new > v_old + violation_tolerance:
-        ok = False
-        reasons.append(f"BLOCK: violation rate rose {v_old:.1%} -> {v_new:.1%}")
-    else:
-        reasons.append(f"pass: violation rate {v_old:.1%} -> {v_new:.1%}")
+    for name, label, worse, tolerance in (("instruction_following_rate", "instruction following", -1,
+                                           following_tolerance),
+                                          ("violation_rate", "violation rate", +1, violation_tolerance)):
+        c = change[name]
+        lo, hi = c["ci95"]
+        d, lo_pts, hi_pts = (round(x * 100, 1) + 0.0 for x in (c["diff"], lo, hi))   # + 0.0: no "-0.0"
+        shown = (f"{label} {c['before']:.1%} -> {c['after']:.1%}: {d:+.1f} points [{lo_pts:+.1f}, {hi_pts:+.1f}] "
+                 f"(n={c['n']})")
+        beyond = worse * c["diff"] > tolerance
+        if beyond and (hi < 0 if worse < 0 else lo > 0):
+            ok = False
+            reasons.append(f"BLOCK: {shown}, worse by more than {tolerance:.0%} and significant")
+        elif beyond:
+            reasons.append(f"warn: {shown}, worse by more than {tolerance:.0%} but within chance at these prompt "
+                           f"counts")
+        else:
+            reasons.append(f"pass: {shown}")
     return {"promote": ok, "reasons": reasons}
 
 

@@ -75,38 +75,75 @@ def test_weights_fingerprint_follows_the_adapter_bytes(tmp_path):
     assert weights_fingerprint("m", tmp_path) != first
 
 
+def _steady(following=0.6, violations=0.5, n=400):
+    """A steerability_change with no change: the same rates before and after, a narrow interval around zero."""
+    return {"instruction_following_rate": {"before": following, "after": following, "diff": 0.0, "n": n,
+                                           "ci95": [-0.01, 0.01]},
+            "violation_rate": {"before": violations, "after": violations, "diff": 0.0, "n": n,
+                               "ci95": [-0.01, 0.01]}}
+
+
 def test_gate_blocks_overfit_divergence_and_regressions_and_says_why():
-    steer = {"instruction_following_rate": 0.6, "violation_rate": 0.5}
+    steer = _steady()
 
     def wins(user, internal, n=400):
         return {"pointwise": {"user": user, "internal": internal, "n_user": n, "n_internal": n}}
 
-    ok = evaluation.gate(steer, steer, wins(0.58, 0.55))
+    ok = evaluation.gate(steer, wins(0.58, 0.55))
     assert ok["promote"] and all(r.startswith("pass") for r in ok["reasons"])
-    overfit = evaluation.gate(steer, steer, wins(0.73, 0.70))
+    overfit = evaluation.gate(steer, wins(0.73, 0.70))
     assert not overfit["promote"] and any("overfitting" in r for r in overfit["reasons"])
-    apart = evaluation.gate(steer, steer, wins(0.60, 0.446))
+    apart = evaluation.gate(steer, wins(0.60, 0.446))
     assert not apart["promote"] and any("gap +15.4%" in r and r.startswith("BLOCK") for r in apart["reasons"])
-    worse = evaluation.gate({"instruction_following_rate": 0.5, "violation_rate": 0.6}, steer, wins(0.58, 0.55))
+    worse = {"instruction_following_rate": {"before": 0.6, "after": 0.5, "diff": -0.1, "n": 400,
+                                            "ci95": [-0.15, -0.05]},
+             "violation_rate": {"before": 0.5, "after": 0.6, "diff": 0.1, "n": 400, "ci95": [0.05, 0.15]}}
+    worse = evaluation.gate(worse, wins(0.58, 0.55))
     assert not worse["promote"] and sum(r.startswith("BLOCK") for r in worse["reasons"]) == 2
-    alone = evaluation.gate(steer, steer, {"pointwise": {"user": 0.58, "internal": None, "n_user": 400}})
+    assert any(r.startswith("BLOCK: instruction following 60.0% -> 50.0%: -10.0 points [-15.0, -5.0]")
+               for r in worse["reasons"])
+    alone = evaluation.gate(steer, {"pointwise": {"user": 0.58, "internal": None, "n_user": 400}})
     assert alone["promote"] and any(r.startswith("not checked: no internal prompts") for r in alone["reasons"])
+
+
+def test_gate_blocks_a_fall_in_following_only_when_its_interval_confirms_it(world):
+    """On 32 prompts, one reply in 32 that breaks a rule the deployed policy kept moves following by about 2 points
+    and violations by 3: within chance, so the gate warns and does not block. The same replies breaking the rules
+    on most prompts is a significant fall, and blocks."""
+    cids = sorted(world.cards)
+    items = [{"character_id": cids[i % len(cids)], "user_name": "Ann"} for i in range(32)]
+    kept = [world.cards[it["character_id"]].enforce("Sure, tell me more about your day", "Ann") for it in items]
+    bad = "AS AN AI I CANNOT."
+    one_worse = kept[:-1] + [bad]
+    change = evaluation.steerability_change(world.cards, items, kept, one_worse, seed=0)
+    f = change["instruction_following_rate"]
+    assert f["before"] == pytest.approx(1.0) and f["diff"] < 0 and f["ci95"][0] < f["diff"] <= f["ci95"][1] == 0
+    v = change["violation_rate"]
+    assert v["diff"] == pytest.approx(1 / 32) and v["n"] == 32
+    assert change == evaluation.steerability_change(world.cards, items, kept, one_worse, seed=0)
+    wins = {"pointwise": {"all": 0.55, "n_all": 32}}
+    chance = evaluation.gate(change, wins, following_tolerance=0.0, violation_tolerance=0.0)
+    assert chance["promote"] and sum(r.startswith("warn:") and "within chance" in r for r in chance["reasons"]) == 2
+    many_worse = kept[:8] + [bad] * 24
+    confirmed = evaluation.gate(evaluation.steerability_change(world.cards, items, kept, many_worse, seed=0), wins)
+    assert not confirmed["promote"]
+    assert sum(r.startswith("BLOCK") and "significant" in r for r in confirmed["reasons"]) == 2
 
 
 def test_gate_reads_a_few_prompts_with_their_uncertainty():
     """12 prompts a source: 7/12 against 3/12 (a 33-point gap) is within chance and only warns; 11/12 against 5/12
     is significant and blocks; 12/12 is above 65 % even at its interval's lower end."""
-    steer = {"instruction_following_rate": 0.6, "violation_rate": 0.5}
+    steer = _steady()
 
     def wins(user, internal):
         return {"pointwise": {"user": user / 12, "internal": internal / 12, "n_user": 12, "n_internal": 12}}
 
-    noisy = evaluation.gate(steer, steer, wins(7, 3))
+    noisy = evaluation.gate(steer, wins(7, 3))
     assert noisy["promote"] and any(r.startswith("warn:") and "within chance" in r for r in noisy["reasons"])
-    apart = evaluation.gate(steer, steer, wins(11, 5))
+    apart = evaluation.gate(steer, wins(11, 5))
     assert not apart["promote"] and any(r.startswith("BLOCK") and "significant" in r for r in apart["reasons"])
     assert any(r.startswith("warn:") and "win rate 92%" in r for r in apart["reasons"])
-    sweep = evaluation.gate(steer, steer, wins(12, 12))
+    sweep = evaluation.gate(steer, wins(12, 12))
     assert not sweep["promote"] and any("overfitting" in r for r in sweep["reasons"])
     d, lo, hi = evaluation.rate_difference(0.7, 1000, 0.5, 1000)
     assert d == pytest.approx(0.2) and 0.15 < lo < d < hi < 0.25
