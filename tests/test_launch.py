@@ -89,7 +89,9 @@ def test_the_stage_reads_the_runs_settings(tmp_path):
 @pytest.mark.parametrize("stage", ["dpo", "rl"])
 def test_two_processes_train_the_same_dpo_and_rl_adapters_as_one(stage, tiny_flywheel, tmp_path):
     """Notebook 05's stages from a copy of a real (tiny) run: its DPO patch, its GRPO steps (the tiny profile's
-    algorithm, 2 steps of 1 prompt x 2 samples)."""
+    algorithm, 2 steps of 1 prompt x 2 samples). The one-process adapter is the one notebook 05 trained in that run
+    (the same stage code, config and seed as `kit train` in one process, whose one-process route the SFT test
+    above runs)."""
     shutil.copytree(tiny_flywheel.root, tmp_path / "run")
     run = Run(tmp_path / "run")
     # a generation whose notebook 05 trained a DPO patch (a generation without pairs trains none)
@@ -98,17 +100,19 @@ def test_two_processes_train_the_same_dpo_and_rl_adapters_as_one(stage, tiny_fly
     assert gen is not None, "the tiny flywheel trained no DPO patch in either generation"
     metrics = run.metrics_path(gen, "policy", stage)
     before = metrics.read_bytes()
+    one, one_dir = json.loads(before), run.artifact(gen, f"policy.{stage}.adapter", create=False)
     cmd = ["-m", "kit", "train", stage, "--run-dir", str(run.root), "--generation", str(gen)]
-    one = json.loads(_train([sys.executable, *cmd, "--out", str(tmp_path / "one")], tmp_path).splitlines()[-1])
     two = json.loads(_train([*LAUNCH, *cmd, "--out", str(tmp_path / "two")], tmp_path).splitlines()[-1])
-    assert (one["processes"], two["processes"]) == (1, 2)
-    assert _tensors(tmp_path / "one") == _tensors(tmp_path / "two") and _tensors(tmp_path / "one")
-    assert {p.name for p in (tmp_path / "two").iterdir()} == {p.name for p in (tmp_path / "one").iterdir()}
+    assert two["processes"] == 2 and two["backend"] == "transformers-cpu"
+    assert _tensors(one_dir) == _tensors(tmp_path / "two") and _tensors(one_dir)
+    assert {p.name for p in (tmp_path / "two").iterdir()} == {p.name for p in one_dir.iterdir()}
     if stage == "dpo":
         assert one["pairs"] == two["pairs"] > 0
     else:
-        assert one["algorithm"] == two["algorithm"] == "grpo"
-        assert one["start_adapter"] == two["start_adapter"] == str(run.artifact(gen, "policy.dpo.adapter"))
+        assert one["training"]["algorithm"] == two["algorithm"] == "grpo"
+        assert two["start_adapter"] == str(run.artifact(gen, "policy.dpo.adapter"))
+        assert Path(one["start_adapter"]).relative_to(tiny_flywheel.root) == Path(two["start_adapter"]).relative_to(
+            run.root), "the same start adapter: the run's DPO patch (the recorded path is the original run's)"
     assert metrics.read_bytes() == before, "--out: the run's stage untouched"
 
 
