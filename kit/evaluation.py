@@ -77,6 +77,10 @@ def steerability_change(cards: dict, items: list[dict], before: list[str], after
     `items`), and after - before with a paired 95 % bootstrap interval (prompts resampled, both policies' replies
     to a prompt kept together). The rates are `steerability_rates`' (following: the share of all checks passed),
     so the interval is for the rates the gate shows."""
+    if not items or not len(before) == len(after) == len(items):
+        raise KitError(f"steerability_change: {len(items)} prompts, {len(before)} and {len(after)} replies: expected "
+                       f"the same number, at least one")
+
     def checks(replies):
         broken = [cards[it["character_id"]].violations(r, it.get("user_name")) for it, r in zip(items, replies)]
         return np.array([len(b) for b in broken], float), np.array([bool(b) for b in broken], float)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kit import evaluation
+from kit.errors import KitError
 
 
 def test_steerability_rates_count_checks_and_replies(world):
@@ -121,6 +122,8 @@ def test_gate_blocks_a_fall_in_following_only_when_its_interval_confirms_it(worl
     v = change["violation_rate"]
     assert v["diff"] == pytest.approx(1 / 32) and v["n"] == 32
     assert change == evaluation.steerability_change(world.cards, items, kept, one_worse, seed=0)
+    with pytest.raises(KitError, match="32 prompts, 32 and 31 replies"):
+        evaluation.steerability_change(world.cards, items, kept, one_worse[:-1], seed=0)
     wins = {"pointwise": {"all": 0.55, "n_all": 32}}
     chance = evaluation.gate(change, wins, following_tolerance=0.0, violation_tolerance=0.0)
     assert chance["promote"] and sum(r.startswith("warn:") and "within chance" in r for r in chance["reasons"]) == 2

@@ -48,7 +48,8 @@ def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
     """The routes of a user's own data through a batch run: their cards (V1, V2, V3, PNG), real SFT conversations
     (ShareGPT), real preference labels (12 pairs: 9 train, the 3 with held-out openings evaluate) and a real 90/10
     A/B log with its own arm names and timestamps.
-    Traffic stays the world's (the imported logs carry no user signals, which the signal models need)."""
+    Traffic stays the world's (the imported logs carry no user signals, which the signal models need). RL is off:
+    it reads nothing of the user's but the cast, which every other stage reads too (its route is the tiny run's)."""
     spec = {"path": str(USER / "sharegpt.jsonl"), "columns": {"conversations": "messages", "from": "role",
                                                              "value": "content", "character": "character_id"},
             "roles": {"human": "user", "gpt": "assistant"}}
@@ -57,7 +58,8 @@ def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
                                             "labels_path": str(USER / "labels.jsonl"),
                                             "ab_log_path": str(USER / "ab_log_90_10.jsonl"),
                                             "ab_arms": {"A": "control", "B": "treatment"},
-                                            "ab_split": {"control": 0.9, "treatment": 0.1}})
+                                            "ab_split": {"control": 0.9, "treatment": 0.1},
+                                            "rl_algorithm": "none"})
     out = capsys.readouterr().out
     assert "HF_HUB_OFFLINE=1" in out and "[gen_0 of 1] 3/6 04_sft: done in" in out
     world = run.read_metrics(0, "world")
