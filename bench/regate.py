@@ -2,7 +2,7 @@
 about each generation, beside what the run recorded when it ran, from the replies and measurements the run stored.
 
 Notebook 06's held-out replies of the deployed policy and the candidate are read back from each run's reply cache
-(a copy: nothing is written to the run), the win rates and the A/B result from the generation's metrics.json; no
+(read only: nothing is written to the run), the win rates and the A/B result from the generation's metrics.json; no
 reply is generated and nothing is trained. Use it when the gate's rules change, to see which decisions of
 committed runs the change would have altered. A generation whose decision differs is flagged: everything after it
 in that run would differ too, so only a rerun shows its effect there. Results go to bench/results/<name>.{json,md}.
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,39 +37,34 @@ def regate(run_dir: str) -> list[dict]:
     today's on the same replies, win rates and A/B result."""
     from kit import evaluation
     from kit.config import EvalConfig
-    from kit.errors import KitError
     from kit.launch import settings, stage_cfg
     from kit.sampling import Policy
 
     r = open_run(run_dir)
     run, rows = r.run, []
     cfg = stage_cfg(EvalConfig, settings(run), "06_offline_eval")
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "replies"
-        shutil.copytree(run.reply_cache(), cache)       # nothing written to the run
-        stored = len(list(cache.glob("*.json")))
-        for g in sorted(int(k) for k in run.manifest().get("generations", {})):
-            status = run.generation_status(g)
-            if not (run.metrics_path(g, "eval").exists() and run.metrics_path(g, "ab").exists()):
-                continue
-            recorded, ab = (json.loads(run.metrics_path(g, s).read_text()) for s in ("eval", "ab"))
-            items = evaluation.held_out(evaluation.held_out_items(run, g), cfg.eval_prompts, r.seed)
-            policies = {"deployed": Policy.load(r.model, run.deployed(g)["adapter"], name="deployed", seed=r.seed,
-                                                gen=r.gen_cfg),
-                        "candidate": Policy.load(r.model, status["candidate_adapter"], name="candidate",
-                                                 seed=r.seed, gen=r.gen_cfg)}
-            replies = evaluation.generate_for(policies, r.cards, items, seed=r.seed, cache=cache)
-            if len(list(cache.glob("*.json"))) != stored:   # generated, not read back: not the run's replies
-                raise KitError(f"{run_dir}: generation {g}'s held-out replies are not in its reply cache")
-            change = evaluation.steerability_change(r.cards, items, replies["deployed"], replies["candidate"],
-                                                    seed=r.seed)
-            gate = evaluation.gate(change, recorded["win_rate"], max_win_rate=cfg.max_win_rate,
-                                   min_win_rate=cfg.min_win_rate, max_divergence=cfg.max_divergence,
-                                   following_tolerance=cfg.following_tolerance,
-                                   violation_tolerance=cfg.violation_tolerance)
-            rows.append({"run_dir": run_dir, "seed": r.seed, "generation": g,
-                         "recorded": {"gate": recorded["gate"], "promote": ab["decision"]["promote"]},
-                         "now": {"gate": gate, "promote": evaluation.decide(gate, ab)["promote"]}})
+    for g in sorted(int(k) for k in run.manifest().get("generations", {})):
+        status = run.generation_status(g)
+        if not (run.metrics_path(g, "eval").exists() and run.metrics_path(g, "ab").exists()):
+            continue
+        recorded, ab = (json.loads(run.metrics_path(g, s).read_text()) for s in ("eval", "ab"))
+        items = evaluation.held_out(evaluation.held_out_items(run, g), cfg.eval_prompts, r.seed)
+        policies = {"deployed": Policy.load(r.model, run.deployed(g)["adapter"], name="deployed", seed=r.seed,
+                                            gen=r.gen_cfg),
+                    "candidate": Policy.load(r.model, status["candidate_adapter"], name="candidate", seed=r.seed,
+                                             gen=r.gen_cfg)}
+        # notebook 06's replies, read back (a policy whose replies are not stored is an error: nothing generated)
+        replies = evaluation.generate_for(policies, r.cards, items, seed=r.seed, cache=run.reply_cache(),
+                                          read_only=True)
+        change = evaluation.steerability_change(r.cards, items, replies["deployed"], replies["candidate"],
+                                                seed=r.seed)
+        gate = evaluation.gate(change, recorded["win_rate"], max_win_rate=cfg.max_win_rate,
+                               min_win_rate=cfg.min_win_rate, max_divergence=cfg.max_divergence,
+                               following_tolerance=cfg.following_tolerance,
+                               violation_tolerance=cfg.violation_tolerance)
+        rows.append({"run_dir": run_dir, "seed": r.seed, "generation": g,
+                     "recorded": {"gate": recorded["gate"], "promote": ab["decision"]["promote"]},
+                     "now": {"gate": gate, "promote": evaluation.decide(gate, ab)["promote"]}})
     return rows
 
 

@@ -82,7 +82,7 @@ def open_run(run_dir: str):
     run = Run(run_dir)
     s = settings(run)   # what the run's notebooks ran with, as `python -m kit train` reads it
     profile, seed = s["profile"], int(s["seed"])
-    world = World.from_config(stage_config(WorldConfig, profile), seed)
+    world = World.from_config(stage_config(WorldConfig, profile), seed, s["notebook_parameters"].get("cards_dir"))
     return SimpleNamespace(run=run, params=run.manifest().get("parameters", {}), profile=profile, seed=seed,
                            model=s["model_name"], world=world, cards=world.cards,
                            gen_cfg=stage_config(GenerationConfig, profile))

@@ -169,14 +169,15 @@ def check_table(check: dict):
 
 
 def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, temperature: float | None = None,
-                 cache=None) -> dict[str, list[str]]:
+                 cache=None, read_only: bool = False) -> dict[str, list[str]]:
     """Each policy's replies to the same prompts with the same sampling seed (whatever the policies' names).
 
     `cache`: a folder (`Run.reply_cache()`). Replies are stored there under a digest of the policy's weights
     (`Policy.source`), the prompts and every sampling setting, and read back instead of generated when all of
     them match: the same weights on the same prompts with the same seed give the same replies anyway, so each
     policy's replies to the held-out prompts (notebooks 04, 05 and 06) and to the A/B pool (07) are generated
-    once in a run."""
+    once in a run. `read_only`: replies must come from `cache`; a policy whose replies are not there is a KitError
+    (nothing is generated or written)."""
     import hashlib
     import json
     from pathlib import Path
@@ -200,6 +201,9 @@ def generate_for(policies: dict, cards: dict, items: list[dict], *, seed: int, t
                     print(f"eval: {name}: {len(prompts)} replies read back from {path.name} (same weights, prompts "
                           f"and seed)")
                     continue
+        if read_only:
+            raise KitError(f"{name}: no stored replies of these weights to these {len(prompts)} prompts with these "
+                           f"settings in {cache}")
         out[name] = p.sample(prompts, desc=f"eval: {name}", **settings)
         if path is not None:
             write_json(path, {"source": p.source, "settings": settings, "replies": out[name]})
@@ -414,10 +418,10 @@ def gate(change: dict, wins: dict, *, max_win_rate: float = 0.65, min_win_rate: 
         beyond = worse * c["diff"] > tolerance
         if beyond and (hi < 0 if worse < 0 else lo > 0):
             ok = False
-            reasons.append(f"BLOCK: {shown}, worse by more than {tolerance:.0%} and significant")
+            reasons.append(f"BLOCK: {shown}, worse by more than {tolerance * 100:g} points and significant")
         elif beyond:
-            reasons.append(f"warn: {shown}, worse by more than {tolerance:.0%} but within chance at these prompt "
-                           f"counts")
+            reasons.append(f"warn: {shown}, worse by more than {tolerance * 100:g} points but within chance at these "
+                           f"prompt counts")
         else:
             reasons.append(f"pass: {shown}")
     return {"promote": ok, "reasons": reasons}

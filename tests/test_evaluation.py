@@ -63,6 +63,11 @@ def test_generate_for_reads_back_replies_of_the_same_weights(tmp_path, world, ba
                    source=weights_fingerprint("smollm2-135m-instruct", tmp_path / "no-such-adapter"))
     with pytest.raises(AssertionError, match="generated instead"):
         evaluation.generate_for({"c": other}, world.cards, items, seed=0, cache=tmp_path)
+    assert evaluation.generate_for({"b": twin}, world.cards, items, seed=0, cache=tmp_path,
+                                   read_only=True)["b"] == first["a"]
+    with pytest.raises(KitError, match="c: no stored replies"):   # read only: refused before any sampling
+        evaluation.generate_for({"c": other}, world.cards, items, seed=0, cache=tmp_path, read_only=True)
+    assert len(list(tmp_path.glob("*.json"))) == 1
 
 
 def test_weights_fingerprint_follows_the_adapter_bytes(tmp_path):
@@ -108,9 +113,10 @@ def test_gate_blocks_overfit_divergence_and_regressions_and_says_why():
 
 
 def test_gate_blocks_a_fall_in_following_only_when_its_interval_confirms_it(world):
-    """On 32 prompts, one reply in 32 that breaks a rule the deployed policy kept moves following by about 2 points
-    and violations by 3: within chance, so the gate warns and does not block. The same replies breaking the rules
-    on most prompts is a significant fall, and blocks."""
+    """On 32 prompts, one reply in 32 that breaks the rules the deployed policy kept moves violations by 3 points
+    and following by less: even with no tolerance that is within chance, so the gate warns and does not block (at
+    the default tolerances of 2 and 3 points it is promoted too). The same replies breaking the rules on most
+    prompts is a significant fall, and blocks. The rates are the ones the summary table shows (steerability_rates)."""
     cids = sorted(world.cards)
     items = [{"character_id": cids[i % len(cids)], "user_name": "Ann"} for i in range(32)]
     kept = [world.cards[it["character_id"]].enforce("Sure, tell me more about your day", "Ann") for it in items]
@@ -124,9 +130,16 @@ def test_gate_blocks_a_fall_in_following_only_when_its_interval_confirms_it(worl
     assert change == evaluation.steerability_change(world.cards, items, kept, one_worse, seed=0)
     with pytest.raises(KitError, match="32 prompts, 32 and 31 replies"):
         evaluation.steerability_change(world.cards, items, kept, one_worse[:-1], seed=0)
+    for name in ("instruction_following_rate", "violation_rate"):
+        assert change[name]["before"] == pytest.approx(evaluation.steerability_rates(world.cards, items, kept)[name])
+        assert change[name]["after"] == pytest.approx(evaluation.steerability_rates(world.cards, items,
+                                                                                      one_worse)[name])
     wins = {"pointwise": {"all": 0.55, "n_all": 32}}
     chance = evaluation.gate(change, wins, following_tolerance=0.0, violation_tolerance=0.0)
     assert chance["promote"] and sum(r.startswith("warn:") and "within chance" in r for r in chance["reasons"]) == 2
+    assert any("worse by more than 0 points" in r for r in chance["reasons"])
+    default = evaluation.gate(change, wins)
+    assert default["promote"] and any(r.startswith("pass: instruction following") for r in default["reasons"])
     many_worse = kept[:8] + [bad] * 24
     confirmed = evaluation.gate(evaluation.steerability_change(world.cards, items, kept, many_worse, seed=0), wins)
     assert not confirmed["promote"]

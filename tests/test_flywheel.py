@@ -48,8 +48,9 @@ def test_one_generation_on_a_users_own_cast_and_data(tmp_path, capsys):
     """The routes of a user's own data through a batch run: their cards (V1, V2, V3, PNG), real SFT conversations
     (ShareGPT), real preference labels (12 pairs: 9 train, the 3 with held-out openings evaluate) and a real 90/10
     A/B log with its own arm names and timestamps.
-    Traffic stays the world's (the imported logs carry no user signals, which the signal models need). RL is off:
-    it reads nothing of the user's but the cast, which every other stage reads too (its route is the tiny run's)."""
+    Traffic stays the world's (the imported logs carry no user signals, which the signal models need). RL is off to
+    save time: it parses no user file itself (it reads the cast and the reward models trained on the labels, which
+    notebooks 03-06 read too), and its route is the tiny run's."""
     spec = {"path": str(USER / "sharegpt.jsonl"), "columns": {"conversations": "messages", "from": "role",
                                                              "value": "content", "character": "character_id"},
             "roles": {"human": "user", "gpt": "assistant"}}
