@@ -105,6 +105,13 @@ def run_summary(run: Run) -> dict:
             "cumulative": cumulative}
 
 
+def _rl_words(g: dict, digits: int = 0) -> str:
+    """Mean words of RL's start and of RL on the held-out prompts, "" for a generation without RL (rl_algorithm none
+    writes the start's check only)."""
+    start, end = g["rl_start"]["mean_words"], g["rl_end"]["mean_words"]
+    return "" if start is None or end is None else f"{start:.{digits}f} -> {end:.{digits}f}"
+
+
 def criteria(summary: dict) -> dict:
     """The headline questions of a run, each answered from its figures: does the reward model learn (from
     generation 1 on), does RL raise the hidden utility, how far has the last promoted candidate come from the base
@@ -230,9 +237,7 @@ def report_markdown(summary: dict, figures: list[str]) -> str:
               "RL: reward it optimised | RL: words |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for g in gens:
         sft, rl = g["sft_vs_base"] or {}, g["rl_vs_start"] or {}
-        words = ""
-        if g["rl_start"]["mean_words"]:
-            words = f"{g['rl_start']['mean_words']:.1f} -> {g['rl_end']['mean_words']:.1f}"
+        words = _rl_words(g, 1)
         lines.append(f"| {g['generation']} | {_diff(sft.get('following'), 100, '', 1)} | "
                      f"{_diff(sft.get('hidden_utility'))} | {_diff(rl.get('hidden_utility'))} | "
                      f"{_diff(rl.get('reward'))} | {words} |")
@@ -417,8 +422,7 @@ def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
         row("gate", _gate_cell)
         row("RL: reward it optimised", lambda g: _diff(rl(g, "reward")))
         row("RL: hidden utility", lambda g: _diff(rl(g, "hidden_utility")))
-        row("RL: words", lambda g: f"{g['rl_start']['mean_words']:.0f} -> {g['rl_end']['mean_words']:.0f}"
-            if g["rl_start"]["mean_words"] else "")
+        row("RL: words", _rl_words)
         wr, depth = _get(lesson, "win_rate", "user"), lesson["depth"]
         shown = wr is not None and wr > 0.65 and bool(depth) and depth["lift"] < 0 and not _get(lesson, "gate",
                                                                                               "promote")
@@ -452,8 +456,7 @@ def lesson_findings(scenario: str, lesson: dict, base: dict) -> dict:
         row("RL prompts chosen by", lambda g: g["rl_prompts"] or "")
         row("RL: reward it optimised", lambda g: _diff(rl(g, "reward")))
         row("RL: hidden utility", lambda g: _diff(rl(g, "hidden_utility")))
-        row("RL: words", lambda g: f"{g['rl_start']['mean_words']:.0f} -> {g['rl_end']['mean_words']:.0f}"
-            if g["rl_start"]["mean_words"] else "")
+        row("RL: words", _rl_words)
         new, old = rl(lesson, "hidden_utility"), rl(base, "hidden_utility")
         shown = bool(new and old) and new["diff"] < old["diff"]
         rule = "RL's hidden-utility gain is smaller than without the lesson"

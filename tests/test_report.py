@@ -163,3 +163,25 @@ def test_overfit_lesson_rule_needs_the_win_rate_past_the_window_depth_down_and_t
     assert not report.lesson_findings("overfit", gen(0.8, -0.05, True), base)["shown"]
     with pytest.raises(KitError, match="not one of"):
         report.lesson_findings("none", base, base)
+
+
+def test_a_generation_without_rl_is_reported_without_rl_figures(tmp_path):
+    """rl_algorithm "none": notebook 05 records the start policy's held-out check only. The report, the comparison
+    table and the lessons page leave RL's cells empty instead of failing."""
+    import shutil
+    from pathlib import Path
+
+    base = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu-seed0"
+    run_dir = shutil.copytree(base, tmp_path / "no-rl")
+    for g in (0, 1, 2):
+        path = run_dir / f"gen_{g}" / "policy" / "rl" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["held_out"] = {"start": metrics["held_out"]["start"]}
+        metrics["training"] = None
+        path.write_text(json.dumps(metrics))
+    text = report.write_report(run_dir).read_text()
+    assert "| 0 | +8.6 [" in text and "RL raised the held-out hidden utility" in text
+    assert " -> " not in text.split("## Policy optimisation")[1].split("## Offline")[0]
+    summary = report.run_summary(report.Run(run_dir))
+    assert report.criteria(summary)["rl_generations"] == 0 and report._rl_words(summary["generations"][0]) == ""
+    assert "RL vs its start, gen 0" in report.compare_markdown([run_dir])
