@@ -88,12 +88,11 @@ def steerability_change(cards: dict, items: list[dict], before: list[str], after
     n_inst = np.array([len(cards[it["character_id"]].instructions) for it in items], float)
     (broken_a, viol_a), (broken_b, viol_b) = checks(before), checks(after)
     idx = rng(seed, "steerability-change").integers(0, len(items), size=(n_boot, len(items)))
-    out = {}
-    for name, stat in (("instruction_following_rate",
-                        lambda i, broken: 1 - broken[i].sum(-1) / np.maximum(1, n_inst[i].sum(-1))),
-                       ("violation_rate", lambda i, viol: viol[i].mean(-1))):
-        a, b = (broken_a, broken_b) if name == "instruction_following_rate" else (viol_a, viol_b)
-        every = np.arange(len(items))
+    every, out = np.arange(len(items)), {}
+    for name, stat, a, b in (("instruction_following_rate",
+                              lambda i, broken: 1 - broken[i].sum(-1) / np.maximum(1, n_inst[i].sum(-1)),
+                              broken_a, broken_b),
+                             ("violation_rate", lambda i, viol: viol[i].mean(-1), viol_a, viol_b)):
         rate_a, rate_b = float(stat(every, a)), float(stat(every, b))
         boots = stat(idx, b) - stat(idx, a)
         out[name] = {"before": rate_a, "after": rate_b, "diff": rate_b - rate_a, "n": len(items),
