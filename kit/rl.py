@@ -224,7 +224,7 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
     """Rounds of: sample rl_num_generations replies per prompt, rank by reward, one DPO step on (best, worst)."""
     from .models import choose_backend
 
-    choose_backend(quiet=True)  # before TRL is bound: on its backend this imports Unsloth, which patches TRL
+    backend = choose_backend(quiet=True)  # before TRL is bound: on its backend this imports Unsloth, which patches TRL
     from datasets import Dataset
     from trl import DPOTrainer
 
@@ -242,7 +242,14 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
         pick = [items[order[(step * cfg.rl_prompts_per_step + j) % len(items)]] for j in range(cfg.rl_prompts_per_step)]
         convs = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in pick]
         k = cfg.rl_num_generations
-        model.eval()
+        # Unsloth's generate switches to its inference mode and back to training mode (dropping the copies of the
+        # LoRA weights its fast kernels cache) only when it is called in training mode. Called in eval mode it
+        # leaves both behind: the next round would sample with this round's LoRA weights, and the DPO step would
+        # run the inference forward. Elsewhere sampling runs in eval mode (no dropout); DPOTrainer sets train mode.
+        if backend.name == "unsloth":
+            model.train()
+        else:
+            model.eval()
         cut: list[bool] = []
         replies = generate_replies(model, tok, [c for c in convs for _ in range(k)], max_new_tokens=cfg.max_new_tokens,
                                    temperature=cfg.rl_temperature, top_p=1.0, batch_size=cfg.gen_batch_size,
@@ -284,7 +291,6 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
             curves["kl"].append(float((h.get("rewards/chosen", 0.0) + h.get("rewards/rejected", 0.0))
                                       / (2 * cfg.rl_beta)))
     seconds = time.perf_counter() - start
-    backend = choose_backend(quiet=True)
     save_adapter(model, out_dir, {"stage": "rl", "algorithm": "online_dpo", "base_model": model_name,
                                   "start_adapter": str(start_adapter), "beta": cfg.rl_beta,
                                   "reference": "adapter 'ref' (frozen copy of the start adapter)",

@@ -100,9 +100,9 @@ def test_tiny_flywheel_two_generations(tiny_flywheel):
         for sub in ("rs", "sft", "rl"):
             assert run.has_metrics(g, "policy", sub)
         rl = run.read_metrics(g, "policy", "rl")["training"]
-        # GRPO through TRL with the loss type and KL coefficient set explicitly, anchored to the start adapter
-        assert rl["algorithm"] == "grpo" and rl["loss_type"] == "grpo" and rl["beta"] > 0
-        assert rl["reference"].startswith("adapter 'ref'") and rl["curves"]["reward"] and rl["curves"]["kl"]
+        # online DPO (the default) through TRL's DPOTrainer, anchored to the start adapter, one sampling round a step
+        assert rl["algorithm"] == "online_dpo" and rl["beta"] > 0 and rl["steps"] == 2
+        assert rl["reference"].startswith("adapter 'ref'") and len(rl["curves"]["reward"]) == rl["steps"]
     traj = flywheel.trajectory(run)
     assert len(traj) == 2 and "depth_lift" in traj
     if manifest["last_promoted"] is not None:

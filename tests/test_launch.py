@@ -88,8 +88,9 @@ def test_the_stage_reads_the_runs_settings(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["dpo", "rl"])
 def test_two_processes_train_the_same_dpo_and_rl_adapters_as_one(stage, tiny_flywheel, tmp_path):
-    """Notebook 05's stages from a copy of a real (tiny) run: its DPO patch, its GRPO steps (the tiny profile's
-    algorithm, 2 steps of 1 prompt x 2 samples). The one-process adapter is the one notebook 05 trained in that run
+    """Notebook 05's stages from a copy of a real (tiny) run: its DPO patch, its online DPO steps (the default
+    algorithm, 2 steps of 1 prompt x 2 samples: each process samples the same replies from the same seed). The
+    one-process adapter is the one notebook 05 trained in that run
     (the same stage code, config and seed as `kit train` in one process, whose one-process route the SFT test
     above runs)."""
     shutil.copytree(tiny_flywheel.root, tmp_path / "run")
@@ -109,7 +110,7 @@ def test_two_processes_train_the_same_dpo_and_rl_adapters_as_one(stage, tiny_fly
     if stage == "dpo":
         assert one["pairs"] == two["pairs"] > 0
     else:
-        assert one["training"]["algorithm"] == two["algorithm"] == "grpo"
+        assert one["training"]["algorithm"] == two["algorithm"] == "online_dpo"
         assert two["start_adapter"] == str(run.artifact(gen, "policy.dpo.adapter"))
         assert Path(one["start_adapter"]).relative_to(tiny_flywheel.root) == Path(two["start_adapter"]).relative_to(
             run.root), "the same start adapter: the run's DPO patch (the recorded path is the original run's)"

@@ -117,7 +117,7 @@ def test_transformers_nf4_path_trains_and_reloads_on_the_cpu(world, monkeypatch,
 
     nf4 = models.Backend("transformers-nf4", "cpu", "float32", True)
     monkeypatch.setattr(models, "choose_backend", lambda *args, **kwargs: nf4)
-    cfg = stage_config(PolicyConfig, "tiny", sft_lora_layers=2, rl_steps=1, max_new_tokens=8)
+    cfg = stage_config(PolicyConfig, "tiny", sft_lora_layers=2, rl_algorithm="grpo", rl_steps=1, max_new_tokens=8)
     records = [{"prompt": [{"role": "user", "content": f"hi {i}"}],
                 "completion": [{"role": "assistant", "content": "Hello, friend!"}], "character_id": "aria"}
                for i in range(4)]

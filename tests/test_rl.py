@@ -81,7 +81,7 @@ ITEMS = [{"character_id": "aria", "user_name": "Ann", "history": [{"role": "user
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["online_dpo"])   # grpo runs in the tiny flywheel (tests/test_flywheel.py)
+@pytest.mark.parametrize("algorithm", ["grpo"])   # online_dpo, the default, runs in the tiny flywheel
 def test_one_rl_step(algorithm, world, start_adapter, tmp_path):
     cfg = stage_config(PolicyConfig, "tiny", rl_algorithm=algorithm, rl_steps=1, max_new_tokens=12)
     log = rl.train("smollm2-135m-instruct", start_adapter, ITEMS, world.cards, _short_is_better, tmp_path / "rl",
@@ -247,3 +247,52 @@ def test_online_dpo_charges_and_masks_samples_the_limit_cut(options, chosen, rej
     assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in seen] == [(chosen, rejected)]
     assert log["mask_truncated_completions"] is cfg.rl_mask_truncated
     assert log["unfinished_penalty"] == cfg.rl_unfinished_penalty
+
+
+@pytest.mark.parametrize("backend, mode", [("unsloth", "train"), ("transformers-cpu", "eval"),
+                                           ("transformers-nf4", "eval")])
+def test_online_dpo_samples_in_the_mode_its_backend_needs(backend, mode, world, monkeypatch, tmp_path):
+    """Unsloth's generate restores training mode, and drops its cached copies of the LoRA weights, only when called
+    in training mode (unsloth/models/llama.py, unsloth_fast_generate and for_training); called in eval mode, the next
+    round would sample with stale LoRA weights. Other backends sample in eval mode (no dropout)."""
+    import trl
+
+    from kit import models, sampling
+
+    modes = []
+
+    class Model:
+        peft_config = {"default": None}
+        training = None
+
+        def named_parameters(self):
+            return []
+
+        def train(self, on=True):
+            self.training = on
+
+        def eval(self):
+            self.training = False
+
+    class Trainer:
+        def __init__(self, model, **kwargs):
+            self.model, self.state = model, SimpleNamespace(log_history=[])
+
+        def train(self):
+            self.model.train()
+
+    def generate(model, tok, convs, *, cut=None, **kwargs):
+        modes.append("train" if model.training else "eval")
+        cut[:] = [False] * len(convs)
+        return [f"reply {i}" for i in range(len(convs))]
+
+    monkeypatch.setattr(models, "choose_backend", lambda *a, **k: models.Backend(backend, "cpu", "float32", False))
+    monkeypatch.setattr(rl, "_start", lambda *a, **k: (Model(), models.load_tokenizer()))
+    monkeypatch.setattr(sampling, "generate_replies", generate)
+    monkeypatch.setattr(trl, "DPOTrainer", Trainer)
+    monkeypatch.setattr(rl, "save_adapter", lambda model, out, meta: meta)
+    cfg = stage_config(PolicyConfig, "tiny", rl_algorithm="online_dpo", rl_steps=2, rl_prompts_per_step=1,
+                       rl_num_generations=2)
+    log = rl.train("smollm2-135m-instruct", "/nonexistent/adapter", ITEMS[:1], world.cards,
+                   lambda items, rs: [float(r[-1]) for r in rs], tmp_path / "rl", cfg, 0)
+    assert modes == [mode, mode] and log["backend"] == backend
