@@ -58,10 +58,7 @@ def regate(run_dir: str) -> list[dict]:
                                           read_only=True)
         change = evaluation.steerability_change(r.cards, items, replies["deployed"], replies["candidate"],
                                                 seed=r.seed)
-        gate = evaluation.gate(change, recorded["win_rate"], max_win_rate=cfg.max_win_rate,
-                               min_win_rate=cfg.min_win_rate, max_divergence=cfg.max_divergence,
-                               following_tolerance=cfg.following_tolerance,
-                               violation_tolerance=cfg.violation_tolerance)
+        gate = evaluation.gate(change, recorded["win_rate"], **evaluation.gate_settings(cfg))
         rows.append({"run_dir": run_dir, "seed": r.seed, "generation": g,
                      "recorded": {"gate": recorded["gate"], "promote": ab["decision"]["promote"]},
                      "now": {"gate": gate, "promote": evaluation.decide(gate, ab)["promote"]}})

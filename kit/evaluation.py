@@ -349,6 +349,14 @@ def rate_difference(p1: float, n1: int, p2: float, n2: int) -> tuple[float, floa
     return d, d - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5, d + ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5
 
 
+GATE_SETTINGS = ("max_win_rate", "min_win_rate", "max_divergence", "following_tolerance", "violation_tolerance")
+
+
+def gate_settings(cfg) -> dict:
+    """The gate's settings from an EvalConfig (or anything with those fields), as `gate`'s keyword arguments."""
+    return {name: getattr(cfg, name) for name in GATE_SETTINGS}
+
+
 def gate(change: dict, wins: dict, *, max_win_rate: float = 0.65, min_win_rate: float = 0.5,
          max_divergence: float = 0.15, following_tolerance: float = 0.02, violation_tolerance: float = 0.03) -> dict:
     """The deployment gate, with the paper's overfit guard, read with the uncertainty of the prompts it has.
