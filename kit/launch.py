@@ -25,8 +25,8 @@ Stages, in the method's order:
 
 Only the first process writes (the adapters, their metrics). The metrics are the training log only: the held-out
 checks and the manifest's candidate adapter stay with the notebooks. Tested with two CPU processes for `sft`,
-`dpo` and `rl` (GRPO) (`accelerate launch --multi_gpu --num_processes 2` on a machine without a GPU: torchrun,
-gloo; `--cpu --num_processes 2` would start only one): tests/test_launch.py.
+`dpo` and `rl` (online DPO, the default) (`accelerate launch --multi_gpu --num_processes 2` on a machine without a
+GPU: torchrun, gloo; `--cpu --num_processes 2` would start only one): tests/test_launch.py.
 """
 from __future__ import annotations
 

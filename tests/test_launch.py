@@ -89,9 +89,9 @@ def test_the_stage_reads_the_runs_settings(tmp_path):
 @pytest.mark.parametrize("stage", ["dpo", "rl"])
 def test_two_processes_train_the_same_dpo_and_rl_adapters_as_one(stage, tiny_flywheel, tmp_path):
     """Notebook 05's stages from a copy of a real (tiny) run: its DPO patch, its online DPO steps (the default
-    algorithm, 2 steps of 1 prompt x 2 samples: each process samples the same replies from the same seed). The
-    one-process adapter is the one notebook 05 trained in that run
-    (the same stage code, config and seed as `kit train` in one process, whose one-process route the SFT test
+    algorithm, 2 steps of 1 prompt x 2 samples: each process samples the same replies from the same seed); the
+    adapters' tensor names and shapes are compared. The one-process adapter is the one notebook 05 trained in that
+    run (the same stage code, config and seed as `kit train` in one process, whose one-process route the SFT test
     above runs)."""
     shutil.copytree(tiny_flywheel.root, tmp_path / "run")
     run = Run(tmp_path / "run")
