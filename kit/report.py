@@ -305,7 +305,10 @@ def compare_markdown(run_dirs: list) -> str:
     for d in run_dirs:
         s = run_summary(Run(d))
         rows.append((s, criteria(s)))
-    head = "| | " + " | ".join(f"seed {s['parameters'].get('seed')}" for s, _ in rows) + " |"
+    labels = [f"seed {s['parameters'].get('seed')}" for s, _ in rows]
+    if len(set(labels)) < len(labels):   # two runs of one seed (e.g. one setting against another): name the runs
+        labels = [f"{Path(d).name} ({label})" for d, label in zip(run_dirs, labels)]
+    head = "| | " + " | ".join(labels) + " |"
     lines = [head, "| --- |" + " --- |" * len(rows)]
 
     def row(label, fn):

@@ -24,6 +24,7 @@ def test_report_is_written_from_the_runs_metrics(tiny_flywheel, tmp_path):
     assert all(k in report.criteria(summary) for k in ("rm_learns", "rl_raises_utility", "promoted", "minutes"))
     table = report.compare_markdown([run.root, run.root])
     assert table.count("seed 0") == 2 and "cumulative A/B depth lift" in table
+    assert f"| {run.root.name} (seed 0) |" in table, "two runs of one seed are told apart by their names"
     copied = report.publish(run.root, tmp_path / "pub")
     assert (tmp_path / "pub" / "manifest.json").exists() and (tmp_path / "pub" / "report.md").exists()
     assert all(p.suffix in (".json", ".md", ".png") for p in copied)
