@@ -242,10 +242,11 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
         pick = [items[order[(step * cfg.rl_prompts_per_step + j) % len(items)]] for j in range(cfg.rl_prompts_per_step)]
         convs = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in pick]
         k = cfg.rl_num_generations
-        # Unsloth's generate switches to its inference mode and back to training mode (dropping the copies of the
-        # LoRA weights its fast kernels cache) only when it is called in training mode. Called in eval mode it
-        # leaves both behind: the next round would sample with this round's LoRA weights, and the DPO step would
-        # run the inference forward. Elsewhere sampling runs in eval mode (no dropout); DPOTrainer sets train mode.
+        # Unsloth's generate switches to its inference mode and back to training mode (gradient checkpointing on,
+        # its generation flag and its cached copies of the LoRA weights dropped) only when it is called in training
+        # mode. Called in eval mode it leaves them behind: the DPO step would run with the generation flag set and
+        # no checkpointing, and later rounds could sample with an earlier round's cached LoRA copies. Elsewhere
+        # sampling runs in eval mode (no dropout); DPOTrainer sets train mode itself.
         if backend.name == "unsloth":
             model.train()
         else:
