@@ -31,7 +31,7 @@ PROFILES: dict[str, dict] = {
         policy_eval_prompts=6,
         eval_prompts=6, ab_users=400, ab_prompts_per_card=1, ab_samples_per_prompt=1, ab_days=3, ab_reply_sims=3,
     ),
-    # A real demo on two CPU cores, sized for 3 generations in 45-48 minutes (bench/results/stages.md). Generation is the bottleneck
+    # A real demo on two CPU cores, sized for 3 generations in 46-50 minutes (bench/results/stages.md). Generation is the bottleneck
     # there (~1 reply/s for the 135M model in float32: prefill of a ~170-token prompt ~0.35 s, a decoding step of a
     # 32-reply batch ~0.35 s), so every reply generated is used twice: annotation ranks every pair of a prompt's
     # candidates and rejection sampling chooses among the same candidates; the held-out and A/B replies of a
