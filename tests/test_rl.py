@@ -252,9 +252,9 @@ def test_online_dpo_charges_and_masks_samples_the_limit_cut(options, chosen, rej
 @pytest.mark.parametrize("backend, mode", [("unsloth", "train"), ("transformers-cpu", "eval"),
                                            ("transformers-nf4", "eval")])
 def test_online_dpo_samples_in_the_mode_its_backend_needs(backend, mode, world, monkeypatch, tmp_path):
-    """Unsloth's generate restores training mode, and drops its cached copies of the LoRA weights, only when called
-    in training mode (unsloth/models/llama.py, unsloth_fast_generate and for_training); called in eval mode, the next
-    round would sample with stale LoRA weights. Other backends sample in eval mode (no dropout)."""
+    """Unsloth's generate restores training mode (checkpointing, its generation flag, its cached LoRA copies) only
+    when called in training mode (unsloth/models/llama.py, unsloth_fast_generate and for_training); called in eval
+    mode, the DPO step would run with the generation flag set. Other backends sample in eval mode (no dropout)."""
     import trl
 
     from kit import models, sampling
