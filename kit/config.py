@@ -129,7 +129,7 @@ RANGES: dict[str, Range] = {
                      "ab_users", "ab_days", "ab_prompts_per_card", "ab_samples_per_prompt", "ab_max_turns",
                      "ab_bootstrap"), Range(1)),
     **dict.fromkeys(("n_internal_sessions", "day", "rm_lora_layers", "sft_lora_layers", "sft_max_steps", "sft_target_words", "rl_steps", "ab_reply_sims",
-                     "max_len_diff", "max_emoji_diff", "rater_noise", "style_flag_threshold", "rs_follow_weight",
+                     "max_len_diff", "max_emoji_diff", "rl_max_len_diff", "rl_max_emoji_diff", "rater_noise", "style_flag_threshold", "rs_follow_weight",
                      "rl_follow_weight", "rl_length_weight", "rl_length_tolerance",
                      "rl_unfinished_penalty", "rl_beta", "temperature",
                      "pool_temperature"), Range(0)),
@@ -356,6 +356,8 @@ class PolicyConfig(_StageConfig):
     rl_unfinished_penalty: float = 0.0  # reward minus this for a sample the token limit cut before it ended
     rl_mask_truncated: bool = False     # GRPO: such samples count in their group's baseline, not in the loss (DAPO);
                                         # online DPO: such a sample is never the chosen reply
+    rl_max_len_diff: int | None = None  # online DPO: its pair's replies differ by at most this many words and
+    rl_max_emoji_diff: int | None = None  # emoji (annotation's pair filter: max_len_diff, max_emoji_diff); None: any
     rl_near_policy: bool = True         # RL prompts where the reward is low or varies most between samples
     policy_eval_prompts: int = 48       # held-out prompts for the before/after checks of 04 and 05 (equal to 06's
                                         # eval_prompts, the three share one set and each policy's replies)

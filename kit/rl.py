@@ -238,6 +238,7 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
     curves: dict[str, list[float]] = {"reward": [], "reward_std": [], "kl": [], "length": [], "loss": []}
     start = time.perf_counter()
     order = rng(seed, "online-dpo-order").permutation(len(items)).tolist()
+    filtered = 0   # prompts of a round that gave no pair
     for step in range(cfg.rl_steps):
         pick = [items[order[(step * cfg.rl_prompts_per_step + j) % len(items)]] for j in range(cfg.rl_prompts_per_step)]
         convs = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in pick]
@@ -264,13 +265,15 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
         pairs = []
         for j, it in enumerate(pick):
             # rl_mask_truncated: a sample the limit cut is never the chosen reply (it may still be the rejected one)
-            best = np.where(cut_rows[j], -np.inf, rewards[j]) if cfg.rl_mask_truncated else rewards[j]
-            if not np.isfinite(best).any():
+            chosen_ok = ~cut_rows[j] if cfg.rl_mask_truncated else np.ones(k, dtype=bool)
+            pair = dpo_pair(rewards[j], chosen_ok, replies[j * k:(j + 1) * k], cfg.rl_max_len_diff,
+                            cfg.rl_max_emoji_diff)
+            if pair is None:
+                filtered += 1
                 continue
-            hi, lo = int(best.argmax()), int(rewards[j].argmin())
-            if rewards[j, hi] > rewards[j, lo] and replies[j * k + hi] != replies[j * k + lo]:
-                pairs.append({"prompt": convs[j], "chosen": [{"role": "assistant", "content": replies[j * k + hi]}],
-                              "rejected": [{"role": "assistant", "content": replies[j * k + lo]}]})
+            hi, lo = pair
+            pairs.append({"prompt": convs[j], "chosen": [{"role": "assistant", "content": replies[j * k + hi]}],
+                          "rejected": [{"role": "assistant", "content": replies[j * k + lo]}]})
         if not pairs:
             continue
         if "ref" in model.peft_config:
@@ -299,9 +302,42 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
     return {"algorithm": "online_dpo", "steps": cfg.rl_steps, "beta": cfg.rl_beta, "curves": curves,
             "reference": "adapter 'ref' (frozen copy of the start adapter)", "seconds": seconds,
             "backend": backend.name, "loss": curves["loss"], "mask_truncated_completions": cfg.rl_mask_truncated,
-            "unfinished_penalty": cfg.rl_unfinished_penalty, **_length_reference(reward_fn)}
+            "unfinished_penalty": cfg.rl_unfinished_penalty, "max_len_diff": cfg.rl_max_len_diff,
+            "max_emoji_diff": cfg.rl_max_emoji_diff, "prompts_without_pair": filtered, **_length_reference(reward_fn)}
+
+
+def dpo_pair(rewards, chosen_ok, replies: list[str], max_len_diff: int | None = None,
+             max_emoji_diff: int | None = None) -> tuple[int, int] | None:
+    """Online DPO's (chosen, rejected) among one prompt's samples: the pair with the largest reward gap whose chosen
+    reply may be chosen (`chosen_ok`) and whose two replies differ by at most `max_len_diff` words and
+    `max_emoji_diff` emoji (annotation's pair filter, so that no surface cue rides along with the reward; None: no
+    limit). Without limits: (best allowed, worst), if their replies differ. None when no pair qualifies."""
+    from .features import count_emoji, words
+
+    r = np.asarray(rewards, dtype=float)
+    if max_len_diff is None and max_emoji_diff is None:
+        if not np.any(chosen_ok):
+            return None
+        hi, lo = int(np.where(chosen_ok, r, -np.inf).argmax()), int(r.argmin())
+        return (hi, lo) if r[hi] > r[lo] and replies[hi] != replies[lo] else None
+    n_words = [len(words(x)) for x in replies]
+    n_emoji = [count_emoji(x) for x in replies]
+    best, best_gap = None, 0.0
+    for a in range(len(r)):
+        if not chosen_ok[a]:
+            continue
+        for b in range(len(r)):
+            gap = r[a] - r[b]
+            if gap <= best_gap or replies[a] == replies[b]:
+                continue
+            if max_len_diff is not None and abs(n_words[a] - n_words[b]) > max_len_diff:
+                continue
+            if max_emoji_diff is not None and abs(n_emoji[a] - n_emoji[b]) > max_emoji_diff:
+                continue
+            best, best_gap = (a, b), gap
+    return best
 
 
 __all__ = ["near_policy_prompts", "prompts", "rl_reward", "length_controlled", "reward_function", "unfinished",
            "end_token_ids", "max_seq_length",
-           "train", "train_grpo", "train_online_dpo", "losses"]
+           "train", "train_grpo", "train_online_dpo", "dpo_pair", "losses"]

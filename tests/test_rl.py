@@ -209,6 +209,7 @@ def test_grpo_masks_and_charges_samples_the_limit_cut_when_asked(world, monkeypa
     ({}, "a long reply the limit cut", "short"),
     ({"rl_mask_truncated": True}, "a finished middle reply", "short"),
     ({"rl_unfinished_penalty": 2.5}, "a finished middle reply", "a long reply the limit cut"),
+    ({"rl_max_len_diff": 2}, "a long reply the limit cut", "a finished middle reply"),   # 6, 1 and 4 words
 ])
 def test_online_dpo_charges_and_masks_samples_the_limit_cut(options, chosen, rejected, world, monkeypatch, tmp_path):
     """The same two options as GRPO's: the penalty comes off a cut sample's reward before ranking, and with the mask
@@ -247,6 +248,26 @@ def test_online_dpo_charges_and_masks_samples_the_limit_cut(options, chosen, rej
     assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in seen] == [(chosen, rejected)]
     assert log["mask_truncated_completions"] is cfg.rl_mask_truncated
     assert log["unfinished_penalty"] == cfg.rl_unfinished_penalty
+    assert log["max_len_diff"] == cfg.rl_max_len_diff and log["prompts_without_pair"] == 0
+
+
+def test_online_dpo_pair_obeys_annotations_surface_filter():
+    """With no limits the pair is (best allowed, worst); with limits, the largest reward gap among the pairs whose
+    replies differ by at most that many words and emoji, so that a row of emoji the reward over-rates never wins a
+    pair against plain replies; None when no pair qualifies."""
+    replies = ["hi there 😀😀😀😀", "a plain answer here", "ok", "a much longer plain reply with many more words in it"]
+    rewards = [5.0, 3.0, 1.0, 2.0]
+    everyone = [True] * 4
+    assert rl.dpo_pair(rewards, everyone, replies) == (0, 2)
+    assert rl.dpo_pair(rewards, [False, True, True, True], replies) == (1, 2)
+    assert rl.dpo_pair(rewards, everyone, replies, max_emoji_diff=2) == (1, 2)      # the emoji row pairs with none
+    assert rl.dpo_pair(rewards, everyone, replies, max_emoji_diff=4) == (0, 2)
+    # words 2 (emoji are not words), 4, 1, 11: within 3 words, (0, 2) and (1, 2) qualify; emoji then leave (1, 2)
+    assert rl.dpo_pair(rewards, everyone, replies, max_len_diff=3) == (0, 2)
+    assert rl.dpo_pair(rewards, everyone, replies, max_len_diff=3, max_emoji_diff=0) == (1, 2)
+    assert rl.dpo_pair(rewards, everyone, replies, max_len_diff=0) is None
+    assert rl.dpo_pair([1.0] * 4, everyone, replies) is None
+    assert rl.dpo_pair(rewards, everyone, ["same"] * 4) is None
 
 
 @pytest.mark.parametrize("backend, mode", [("unsloth", "train"), ("transformers-cpu", "eval"),
