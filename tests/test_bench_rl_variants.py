@@ -40,7 +40,8 @@ def test_rl_starts_from_the_dpo_adapter_else_the_sft_adapter(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["rl_length_seed2", "rl_unfinished_seed2", "rl_unfinished_seed1", "rl_follow_seed2",
-                                  "rl_follow_seed1", "rl_steps8_seed2"])
+                                  "rl_follow_seed1", "rl_steps8_seed2", "rl_pair_filter_seed0", "rl_pair_filter_seed2",
+                                  "rl_pair_filter_seed1_gen1"])
 def test_committed_tables_render_from_their_json(name):
     bench = _bench()
     result = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
