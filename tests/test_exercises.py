@@ -45,13 +45,15 @@ def test_no_rater_fixes_and_no_rewrites_leave_only_the_models_own_replies(tiny_f
 
 
 def test_the_cut_samples_exercise_names_parameters_notebook_05_passes_to_its_config():
-    """Exercise 5 of notebook 05 (what the options do is tested in tests/test_rl.py, without a notebook run)."""
+    """Exercises 5 and 6 of notebook 05 (what the options do is tested in tests/test_rl.py, without a notebook run)."""
     from kit.notebooks import parameters_of
 
     text = _exercise_text("05_dpo_rl")
     assert "-p rl_unfinished_penalty 1.0 -p rl_mask_truncated True" in text
-    assert {"rl_unfinished_penalty", "rl_mask_truncated", "rl_length_weight", "rl_temperature"} <= set(
-        parameters_of(notebook_path("05_dpo_rl")))
+    assert "-p rl_max_len_diff 40 -p rl_max_emoji_diff 2" in text   # exercise 6 (tests/test_rl.py: the pair filter)
+    names = ("rl_unfinished_penalty", "rl_mask_truncated", "rl_length_weight", "rl_temperature", "rl_max_len_diff",
+             "rl_max_emoji_diff")
+    assert set(names) <= set(parameters_of(notebook_path("05_dpo_rl")))
     source = "".join("".join(c["source"]) for c in json.loads(notebook_path("05_dpo_rl").read_text())["cells"])
-    for name in ("rl_unfinished_penalty", "rl_mask_truncated", "rl_length_weight", "rl_temperature"):
+    for name in names:
         assert f"{name}={name}" in source, f"notebook 05 reads {name} but does not pass it to its config"
