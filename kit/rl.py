@@ -238,7 +238,7 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
     curves: dict[str, list[float]] = {"reward": [], "reward_std": [], "kl": [], "length": [], "loss": []}
     start = time.perf_counter()
     order = rng(seed, "online-dpo-order").permutation(len(items)).tolist()
-    filtered = 0   # prompts of a round that gave no pair
+    without_pair = 0   # prompts of a round that gave no pair (all samples alike, or none within the filter)
     for step in range(cfg.rl_steps):
         pick = [items[order[(step * cfg.rl_prompts_per_step + j) % len(items)]] for j in range(cfg.rl_prompts_per_step)]
         convs = [cards[it["character_id"]].prompt(it["history"], it.get("user_name")) for it in pick]
@@ -269,7 +269,7 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
             pair = dpo_pair(rewards[j], chosen_ok, replies[j * k:(j + 1) * k], cfg.rl_max_len_diff,
                             cfg.rl_max_emoji_diff)
             if pair is None:
-                filtered += 1
+                without_pair += 1
                 continue
             hi, lo = pair
             pairs.append({"prompt": convs[j], "chosen": [{"role": "assistant", "content": replies[j * k + hi]}],
@@ -303,7 +303,8 @@ def train_online_dpo(model_name: str, start_adapter, items: list[dict], cards: d
             "reference": "adapter 'ref' (frozen copy of the start adapter)", "seconds": seconds,
             "backend": backend.name, "loss": curves["loss"], "mask_truncated_completions": cfg.rl_mask_truncated,
             "unfinished_penalty": cfg.rl_unfinished_penalty, "max_len_diff": cfg.rl_max_len_diff,
-            "max_emoji_diff": cfg.rl_max_emoji_diff, "prompts_without_pair": filtered, **_length_reference(reward_fn)}
+            "max_emoji_diff": cfg.rl_max_emoji_diff, "prompts_without_pair": without_pair,
+            **_length_reference(reward_fn)}
 
 
 def dpo_pair(rewards, chosen_ok, replies: list[str], max_len_diff: int | None = None,
@@ -315,7 +316,7 @@ def dpo_pair(rewards, chosen_ok, replies: list[str], max_len_diff: int | None = 
     from .features import count_emoji, words
 
     r = np.asarray(rewards, dtype=float)
-    if max_len_diff is None and max_emoji_diff is None:
+    if max_len_diff is None and max_emoji_diff is None:   # the pair runs made before the filter trained on, exactly
         if not np.any(chosen_ok):
             return None
         hi, lo = int(np.where(chosen_ok, r, -np.inf).argmax()), int(r.argmin())
